@@ -1,0 +1,2 @@
+//! Ember's config language.
+pub mod inventory;
