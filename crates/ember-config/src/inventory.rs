@@ -89,6 +89,10 @@ pub struct Inventory {
     pub layer_prefix: String,
     /// Bytes of parameters that are not sites (LayerNorms, biases are counted on their sites).
     pub other_param_bytes: u64,
+    /// The part of `other_param_bytes` that belongs to each encoder layer (its LayerNorms), which
+    /// layer reduction removes with the layer.
+    #[serde(default)]
+    pub layer_other_param_bytes: u64,
 }
 
 impl Inventory {
@@ -110,8 +114,18 @@ impl Inventory {
     ) -> Inventory {
         let mut sites = vec![
             emb("embeddings.word_embeddings", SiteRole::WordEmbeddings, vocab, hidden),
-            emb("embeddings.position_embeddings", SiteRole::PositionEmbeddings, max_positions, hidden),
-            emb("embeddings.token_type_embeddings", SiteRole::TokenTypeEmbeddings, 2, hidden),
+            emb(
+                "embeddings.position_embeddings",
+                SiteRole::PositionEmbeddings,
+                max_positions,
+                hidden,
+            ),
+            emb(
+                "embeddings.token_type_embeddings",
+                SiteRole::TokenTypeEmbeddings,
+                2,
+                hidden,
+            ),
         ];
         for l in 0..num_layers {
             let block = format!("encoder.layer.{l}");
@@ -143,7 +157,39 @@ impl Inventory {
             num_layers,
             layer_prefix: "encoder.layer".to_string(),
             other_param_bytes: (layer_norms * 2 * hidden * 4) as u64,
+            layer_other_param_bytes: (2 * 2 * hidden * 4) as u64,
         }
+    }
+}
+
+/// Dimensions of a BERT encoder read from an HF `config.json` (no weights needed).
+pub fn bert_from_hf_config(model: &str, config_json: &str) -> Result<Inventory, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(config_json).map_err(|e| format!("config.json is not valid JSON: {e}"))?;
+    let get = |key: &str| -> Result<usize, String> {
+        v.get(key)
+            .and_then(serde_json::Value::as_u64)
+            .map(|x| x as usize)
+            .ok_or_else(|| format!("config.json has no integer `{key}`"))
+    };
+    Ok(Inventory::bert(
+        model,
+        get("num_hidden_layers")?,
+        get("hidden_size")?,
+        get("num_attention_heads")?,
+        get("intermediate_size")?,
+        get("vocab_size")?,
+        get("max_position_embeddings")?,
+    ))
+}
+
+/// Inventories of models known by name, for planning without weights.
+pub fn known_model(name: &str) -> Option<Inventory> {
+    match name {
+        "minilm-l6" => Some(Inventory::bert("minilm-l6", 6, 384, 12, 1536, 30522, 512)),
+        "minilm-l3" => Some(Inventory::bert("minilm-l3", 3, 384, 12, 1536, 30522, 512)),
+        "bert-base" => Some(Inventory::bert("bert-base", 12, 768, 12, 3072, 30522, 512)),
+        _ => None,
     }
 }
 
@@ -170,10 +216,17 @@ mod tests {
         let q = inv.site("encoder.layer.3.attention.self.query").unwrap();
         assert_eq!(q.shape, vec![768, 768]);
         assert_eq!(q.block.as_deref(), Some("encoder.layer.3"));
-        assert_eq!(inv.site("encoder.layer.11.output.dense").unwrap().shape, vec![768, 3072]);
+        assert_eq!(
+            inv.site("encoder.layer.11.output.dense").unwrap().shape,
+            vec![768, 3072]
+        );
         // BERT-base encoder + embeddings without pooler: 108,891,648 parameters (HF count 109,482,240
         // includes the 590,592 pooler parameters).
-        let weights: usize = inv.sites.iter().map(|s| s.numel() + if s.has_bias { s.shape[0] } else { 0 }).sum();
+        let weights: usize = inv
+            .sites
+            .iter()
+            .map(|s| s.numel() + if s.has_bias { s.shape[0] } else { 0 })
+            .sum();
         let norms = (inv.other_param_bytes / 4) as usize;
         assert_eq!(weights + norms, 109_482_240 - 590_592);
     }

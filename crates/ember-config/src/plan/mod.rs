@@ -1,0 +1,277 @@
+//! The resolved plan: a config applied to a model's inventory. For every module it says which
+//! techniques apply with which effective params (group params overlaid by shared params, as in
+//! DeepSpeed), on what schedule, the shapes and bytes before and after, the effective bits per
+//! weight and the kernel that will run it. The composer consumes the plan, never the raw config.
+
+mod resolve;
+mod size;
+mod table;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::inventory::{SiteKind, SiteRole};
+use crate::types::{FloatFormat, MatchMode, Numerics, PruningMethod, QuantizationType, RangeCalibration, Rounding};
+
+pub use resolve::resolve_plan;
+
+/// A config resolved against one model.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The model the plan was resolved against.
+    pub model: String,
+    pub numerics: Numerics,
+    pub match_mode: MatchMode,
+    /// Layer reduction, when enabled.
+    pub layers: Option<LayerPlan>,
+    /// Every compressible module of the (student) model, touched or not, in model order.
+    pub modules: Vec<ModulePlan>,
+    /// Bytes of parameters that are not sites (LayerNorms), kept in f32.
+    pub other_param_bytes: u64,
+    /// Whether any technique needs the training loop (offset > 0, MoQ, learned masks, KD losses).
+    pub needs_training: bool,
+    /// Things worth knowing that do not stop work.
+    pub warnings: Vec<String>,
+}
+
+/// Layer reduction: which teacher layers the student keeps.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerPlan {
+    pub teacher_layers: usize,
+    /// Student layer i is initialised from teacher layer `keep[i]`.
+    pub keep: Vec<usize>,
+    /// Bytes of the teacher's dropped layers.
+    pub dropped_bytes: u64,
+}
+
+/// What happens to one module.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModulePlan {
+    pub path: String,
+    /// The teacher module it is initialised from, when layer reduction renames it.
+    pub teacher_path: Option<String>,
+    pub kind: SiteKind,
+    pub role: SiteRole,
+    pub shape: Vec<usize>,
+    pub shape_after: Vec<usize>,
+    pub has_bias: bool,
+    /// Techniques in forward order: weight quant → sparse → row → head → activation quant → custom.
+    pub techniques: Vec<Applied>,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// The runtime kernel that will run this module after clean.
+    pub kernel: String,
+}
+
+impl ModulePlan {
+    /// Stored bits per weight after clean (codes + scales, bias excluded).
+    pub fn bits_per_weight(&self) -> f64 {
+        let n: usize = self.shape_after.iter().product();
+        if n == 0 {
+            return 0.0;
+        }
+        let bias = if self.has_bias {
+            self.shape_after[0] as u64 * 4
+        } else {
+            0
+        };
+        (self.bytes_after - bias) as f64 * 8.0 / n as f64
+    }
+
+    /// The weight-quantization entry, if any.
+    pub fn weight_quant(&self) -> Option<&WeightQuantPlan> {
+        self.techniques.iter().find_map(|a| match &a.params {
+            Params::WeightQuant(w) => Some(w),
+            _ => None,
+        })
+    }
+
+    /// The activation-quantization entry, if any.
+    pub fn activation_quant(&self) -> Option<&ActivationQuantPlan> {
+        self.techniques.iter().find_map(|a| match &a.params {
+            Params::ActivationQuant(q) => Some(q),
+            _ => None,
+        })
+    }
+}
+
+/// One technique applied to one module.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    /// The config key (`weight_quantization`, or a custom technique's key).
+    pub technique: String,
+    /// The group that matched.
+    pub group: String,
+    /// JSON pointer of the group, for messages.
+    pub pointer: String,
+    /// `Main` for a module matched by `modules`, `Related` for one that shrinks with it.
+    pub link: Link,
+    pub schedule: Schedule,
+    pub params: Params,
+}
+
+/// How a module came to be in a technique.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Link {
+    /// Matched by `modules`; `with_related` when related modules shrink with it (then its own
+    /// pruned rows/heads are sliced out at clean, otherwise only zeroed).
+    Main { with_related: bool },
+    /// Slices follow the mask of this main module (same block).
+    Related { main: String },
+}
+
+/// When a technique is active, in optimizer steps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Schedule {
+    pub start: u64,
+    /// Last step of mask updates (sparse pruning).
+    pub end: Option<u64>,
+}
+
+/// The effective (validated, merged) params of a technique on a module.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Params {
+    WeightQuant(WeightQuantPlan),
+    ActivationQuant(ActivationQuantPlan),
+    Sparse(PrunePlan),
+    Row(PrunePlan),
+    Head(HeadPrunePlan),
+    Channel(PrunePlan),
+    /// A user-registered technique: group params overlaid by shared params.
+    Custom(Value),
+}
+
+/// How weight quantization scales are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Grouping {
+    /// DeepSpeed: the row-major weight split into this many blocks of whole output rows.
+    RowBlocks(u32),
+    /// Ember: one scale per `group_size` consecutive input elements of each row.
+    InputGroups(u32),
+    /// One scale per row (embeddings: per token, as DeepSpeed forces).
+    PerRow,
+}
+
+/// Forward fake-quant (QAT/PTQ) or MoQ (in place after optimizer steps, bits annealed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum QuantMode {
+    Forward,
+    Moq,
+}
+
+/// Effective weight-quantization params.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WeightQuantPlan {
+    pub mode: QuantMode,
+    /// Final bits (1 = binary, 2 = ternary).
+    pub bits: u32,
+    /// MoQ start bits (= bits in forward mode).
+    pub start_bits: u32,
+    /// MoQ period before the first drop (doubles after each).
+    pub period: u32,
+    pub quantization_type: QuantizationType,
+    pub grouping: Grouping,
+    pub format: Option<FloatFormat>,
+    pub rounding: Rounding,
+    /// MoQ fp16 mixed blending: the per-step change ratio when enabled.
+    pub mixed_change_ratio: Option<f64>,
+}
+
+impl WeightQuantPlan {
+    /// Bits of the storage container the codes are packed in (3 → 4, 5…7 → 8).
+    pub fn container_bits(&self) -> u32 {
+        match (self.format, self.bits) {
+            (Some(f), _) => f.bits(),
+            (None, 1) => 1,
+            (None, 2) => 2,
+            (None, 3 | 4) => 4,
+            (None, _) => 8,
+        }
+    }
+
+    /// A short label: `W8 sym rows/48`, `W4 sym gs64`, `W2 ternary`, `W8→4 MoQ`.
+    pub fn label(&self) -> String {
+        let bits = if self.mode == QuantMode::Moq && self.start_bits != self.bits {
+            format!("W{}→{} MoQ", self.start_bits, self.bits)
+        } else {
+            format!("W{}", self.bits)
+        };
+        let kind = match (self.format, self.bits) {
+            (Some(f), _) => f.name().to_string(),
+            (None, 1) => "binary".into(),
+            (None, 2) => "ternary".into(),
+            (None, _) if self.quantization_type == QuantizationType::Asymmetric => "asym".into(),
+            _ => "sym".into(),
+        };
+        let grouping = match self.grouping {
+            Grouping::RowBlocks(1) => "per-tensor".to_string(),
+            Grouping::RowBlocks(g) => format!("rows/{g}"),
+            Grouping::InputGroups(g) => format!("gs{g}"),
+            Grouping::PerRow => "per-row".into(),
+        };
+        format!("{bits} {kind} {grouping}")
+    }
+}
+
+/// Effective activation-quantization params (input of the Linear).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ActivationQuantPlan {
+    pub bits: u32,
+    pub quantization_type: QuantizationType,
+    pub range: RangeCalibration,
+}
+
+/// Effective params of sparse, row and channel pruning.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrunePlan {
+    pub method: PruningMethod,
+    /// Fraction kept.
+    pub dense_ratio: f64,
+}
+
+/// Effective head-pruning params.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeadPrunePlan {
+    pub method: PruningMethod,
+    pub dense_ratio: f64,
+    pub num_heads: u32,
+    /// Heads kept: ceil(dense_ratio · num_heads).
+    pub kept_heads: u32,
+}
+
+impl Plan {
+    /// The plan of one module, by exact path.
+    pub fn module(&self, path: &str) -> Option<&ModulePlan> {
+        self.modules.iter().find(|m| m.path == path)
+    }
+
+    /// Total parameter bytes before compression (including dropped layers and LayerNorms).
+    pub fn bytes_before(&self) -> u64 {
+        self.modules.iter().map(|m| m.bytes_before).sum::<u64>()
+            + self.other_param_bytes
+            + self.layers.as_ref().map_or(0, |l| l.dropped_bytes)
+    }
+
+    /// Total parameter bytes after clean.
+    pub fn bytes_after(&self) -> u64 {
+        self.modules.iter().map(|m| m.bytes_after).sum::<u64>() + self.other_param_bytes
+    }
+
+    /// Distinct technique keys that apply somewhere, in forward order.
+    pub fn techniques(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for m in &self.modules {
+            for a in &m.techniques {
+                if !out.contains(&a.technique) {
+                    out.push(a.technique.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `k = ceil(ratio · n)`, at least 1: DeepSpeed's TopK count of kept elements.
+pub fn kept(ratio: f64, n: usize) -> usize {
+    ((ratio * n as f64).ceil() as usize).clamp(1, n.max(1))
+}
