@@ -1,0 +1,64 @@
+//! `ember embed`: sentences in (one per line), `{"text", "embedding"}` JSON lines out.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use ember_models::assets::Assets;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::Error;
+use crate::eval::load_model;
+use crate::fsutil::write_atomic;
+
+/// Arguments of `ember embed`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EmbedArgs {
+    /// Model: a known name (`minilm-l6`, fetched on first use) or an HF model directory
+    /// (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    pub model: String,
+    /// Text file, one sentence per line (blank lines are skipped).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output file: one JSON object per line, `{"text": …, "embedding": […]}` (L2-normalized).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Sentences per forward pass.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
+}
+
+/// Runs `ember embed`.
+pub fn run(args: &EmbedArgs, quiet: bool) -> Result<(), Error> {
+    let text = std::fs::read_to_string(&args.input).map_err(|e| Error::io(&args.input, e))?;
+    let texts: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let assets = Assets::from_env()?.quiet(quiet);
+    let model = load_model(&args.model, &assets)?;
+    let bar = progress_bar(texts.len() as u64, "embedding", quiet);
+    let embeddings = model.encoder.embed_with_progress(&texts, args.batch as usize, |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    let mut lines = String::new();
+    for (text, embedding) in texts.iter().zip(&embeddings) {
+        let line = serde_json::json!({ "text": text, "embedding": embedding });
+        let _ = writeln!(lines, "{line}");
+    }
+    write_atomic(&args.output, lines.as_bytes())?;
+    if !quiet {
+        eprintln!("wrote {} embeddings ({} dims) to {}", texts.len(), embeddings.first().map_or(0, Vec::len), args.output.display());
+    }
+    Ok(())
+}
+
+/// A progress bar over `len` items, hidden when quiet (or when stderr is not a terminal).
+pub(crate) fn progress_bar(len: u64, message: &str, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len).with_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({elapsed}, ETA {eta})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(message.to_string());
+    bar
+}
