@@ -92,10 +92,32 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<(), Error> {
         .threads
         .map(|t| t as usize)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let rows = bench_rows(batch, seq)?;
+    // The peer runs first: a child inherits the parent's peak RSS (ru_maxrss survives fork and
+    // exec), so spawning it after loading Ember's model would report Ember's memory as the peer's.
+    let (peer, peer_error) = match args.peer {
+        None => (None, None),
+        Some(Peer::Ort) if args.model != "minilm-l6" => {
+            let reason = "the onnxruntime peer runs all-MiniLM-L6-v2 only (--model minilm-l6)".to_string();
+            eprintln!("peer onnxruntime skipped: {reason}");
+            (None, Some(reason))
+        }
+        Some(Peer::Ort) => match ort_row(&rows, seq, threads, repeats) {
+            Ok(row) => (Some(row), None),
+            Err(reason) => {
+                eprintln!("peer onnxruntime skipped: {reason}");
+                (None, Some(reason))
+            }
+        },
+    };
     let assets = Assets::from_env()?.quiet(quiet);
     let model = load_model(&args.model, &assets)?;
-    let rows = bench_rows(batch, seq)?;
-    let single = Batch { input_ids: rows[0].clone(), attention_mask: vec![1; seq], batch: 1, seq };
+    let single = Batch {
+        input_ids: rows[0].clone(),
+        attention_mask: vec![1; seq],
+        batch: 1,
+        seq,
+    };
     let full = Batch {
         input_ids: rows.concat(),
         attention_mask: vec![1; batch * seq],
@@ -132,19 +154,21 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<(), Error> {
         sentences_per_s: batch as f64 / (batch_ms / 1e3),
         peak_rss_mb: peak_rss_mb(),
     };
-    let (peer, peer_error) = match args.peer {
-        None => (None, None),
-        Some(Peer::Ort) => match ort_row(&rows, seq, threads, repeats) {
-            Ok(row) => (Some(row), None),
-            Err(reason) => {
-                eprintln!("peer onnxruntime skipped: {reason}");
-                (None, Some(reason))
-            }
-        },
+    let report = BenchReport {
+        model: model.name,
+        batch,
+        seq,
+        threads,
+        repeats,
+        ember,
+        peer,
+        peer_error,
     };
-    let report = BenchReport { model: model.name, batch, seq, threads, repeats, ember, peer, peer_error };
     if args.json {
-        println!("{}", serde_json::to_string(&report).map_err(|e| Error::Other(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| Error::Other(e.to_string()))?
+        );
     } else {
         print!("{}", table(&report));
     }
@@ -155,7 +179,12 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<(), Error> {
 fn bench_rows(batch: usize, seq: usize) -> Result<Vec<Vec<i64>>, Error> {
     let bodies: Vec<Vec<i64>> = reference_token_ids()?
         .into_iter()
-        .map(|ids| ids[1..ids.len().saturating_sub(1).max(1)].iter().map(|&i| i64::from(i)).collect())
+        .map(|ids| {
+            ids[1..ids.len().saturating_sub(1).max(1)]
+                .iter()
+                .map(|&i| i64::from(i))
+                .collect()
+        })
         .collect();
     Ok((0..batch)
         .map(|r| {
@@ -221,11 +250,27 @@ fn ort_row(rows: &[Vec<i64>], seq: usize, threads: usize, repeats: usize) -> Res
             .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let tail: Vec<&str> = stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
-            return Err(format!("{} exited with {}: {}", script.display(), output.status, tail.join(" | ")));
+            let tail: Vec<&str> = stderr
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            return Err(format!(
+                "{} exited with {}: {}",
+                script.display(),
+                output.status,
+                tail.join(" | ")
+            ));
         }
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
+        let line = stdout
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('{'))
+            .unwrap_or("");
         serde_json::from_str(line).map_err(|e| format!("unreadable peer output ({e}): {stdout}"))
     };
     let result = (|| {
@@ -258,7 +303,10 @@ fn table(r: &BenchReport) -> String {
         "peak RSS MB"
     );
     let mut row = |e: &EngineRow| {
-        out += &format!("{:<28} {:>16.2} {:>22.2} {:>14.0}\n", e.engine, e.latency_ms, e.sentences_per_s, e.peak_rss_mb);
+        out += &format!(
+            "{:<28} {:>16.2} {:>22.2} {:>14.0}\n",
+            e.engine, e.latency_ms, e.sentences_per_s, e.peak_rss_mb
+        );
     };
     row(&r.ember);
     if let Some(p) = &r.peer {

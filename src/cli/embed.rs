@@ -28,6 +28,13 @@ pub struct EmbedArgs {
     pub batch: u64,
 }
 
+/// One output line.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    text: &'a str,
+    embedding: &'a [f32],
+}
+
 /// Runs `ember embed`.
 pub fn run(args: &EmbedArgs, quiet: bool) -> Result<(), Error> {
     let text = std::fs::read_to_string(&args.input).map_err(|e| Error::io(&args.input, e))?;
@@ -35,16 +42,24 @@ pub fn run(args: &EmbedArgs, quiet: bool) -> Result<(), Error> {
     let assets = Assets::from_env()?.quiet(quiet);
     let model = load_model(&args.model, &assets)?;
     let bar = progress_bar(texts.len() as u64, "embedding", quiet);
-    let embeddings = model.encoder.embed_with_progress(&texts, args.batch as usize, |n| bar.inc(n as u64))?;
+    let embeddings = model
+        .encoder
+        .embed_with_progress(&texts, args.batch as usize, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     let mut lines = String::new();
     for (text, embedding) in texts.iter().zip(&embeddings) {
-        let line = serde_json::json!({ "text": text, "embedding": embedding });
+        // A struct (not `json!`) so the f32s print in their shortest f32 form.
+        let line = serde_json::to_string(&Line { text, embedding }).map_err(|e| Error::Other(e.to_string()))?;
         let _ = writeln!(lines, "{line}");
     }
     write_atomic(&args.output, lines.as_bytes())?;
     if !quiet {
-        eprintln!("wrote {} embeddings ({} dims) to {}", texts.len(), embeddings.first().map_or(0, Vec::len), args.output.display());
+        eprintln!(
+            "wrote {} embeddings ({} dims) to {}",
+            texts.len(),
+            embeddings.first().map_or(0, Vec::len),
+            args.output.display()
+        );
     }
     Ok(())
 }

@@ -36,7 +36,10 @@ pub fn run(args: &EvalArgs, quiet: bool) -> Result<(), Error> {
     })?;
     bar.finish_and_clear();
     if args.json {
-        println!("{}", serde_json::to_string(&report).map_err(|e| Error::Other(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| Error::Other(e.to_string()))?
+        );
     } else {
         println!("{} (fp32, burn-flex)", model.name);
         print!("{}", report.table());

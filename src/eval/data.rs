@@ -73,7 +73,10 @@ fn parse_similarity_matrix(text: &str, n: usize) -> Result<Vec<(usize, usize, f6
     if rows.len() != n || rows.iter().any(|r| r.len() != n) {
         return Err(Error::Other(format!("similarities0-1.txt: expected a {n}×{n} matrix")));
     }
-    Ok((0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).map(|(i, j)| (i, j, rows[i][j])).collect())
+    Ok((0..n)
+        .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
+        .map(|(i, j)| (i, j, rows[i][j]))
+        .collect())
 }
 
 /// `__label__neg text` / `__label__pos text` lines.
@@ -102,9 +105,11 @@ fn parse_word_pairs(text: &str, file: &Path) -> Result<Vec<WordPair>, Error> {
             let fields: Vec<&str> = line.split('\t').collect();
             let score = fields.get(2).and_then(|s| s.trim().parse::<f64>().ok());
             match (fields.first(), fields.get(1), score) {
-                (Some(a), Some(b), Some(score)) => {
-                    Ok(WordPair { a: a.trim().to_string(), b: b.trim().to_string(), score })
-                }
+                (Some(a), Some(b), Some(score)) => Ok(WordPair {
+                    a: a.trim().to_string(),
+                    b: b.trim().to_string(),
+                    score,
+                }),
                 _ => Err(bad(&file.display().to_string(), i, line)),
             }
         })
@@ -155,8 +160,8 @@ pub fn reference_token_ids() -> Result<Vec<Vec<u32>>, Error> {
     struct Item {
         input_ids: Vec<u32>,
     }
-    let file: File = serde_json::from_str(MINILM_REFERENCE)
-        .map_err(|e| Error::Other(format!("built-in MiniLM reference: {e}")))?;
+    let file: File =
+        serde_json::from_str(MINILM_REFERENCE).map_err(|e| Error::Other(format!("built-in MiniLM reference: {e}")))?;
     Ok(file.items.into_iter().map(|i| i.input_ids).collect())
 }
 
@@ -177,13 +182,23 @@ mod tests {
         let pol = parse_polarity("__label__neg bad . \n__label__pos good\n").unwrap();
         assert_eq!(pol, vec![("bad .".to_string(), false), ("good".to_string(), true)]);
         let words = parse_word_pairs("# header\nlove\tsex\t6.77\n", Path::new("w")).unwrap();
-        assert_eq!(words, vec![WordPair { a: "love".into(), b: "sex".into(), score: 6.77 }]);
+        assert_eq!(
+            words,
+            vec![WordPair {
+                a: "love".into(),
+                b: "sex".into(),
+                score: 6.77
+            }]
+        );
         assert!(parse_word_pairs("love\tsex\n", Path::new("w")).is_err());
     }
 
     #[test]
     fn the_builtin_reference_has_64_unit_embeddings() {
         let r = ReferenceEmbeddings::minilm_l6().unwrap();
-        assert_eq!((r.texts.len(), r.embeddings.len(), r.embeddings[0].len()), (64, 64, 384));
+        assert_eq!(
+            (r.texts.len(), r.embeddings.len(), r.embeddings[0].len()),
+            (64, 64, 384)
+        );
     }
 }

@@ -78,8 +78,13 @@ pub fn evaluate(
     let wordsim_words = words(&data.wordsim);
     let simlex_words = words(&data.simlex);
     let polarity_texts: Vec<String> = data.polarity.iter().map(|(t, _)| t.clone()).collect();
-    let groups: [&[String]; 5] =
-        [&teacher.texts, &data.lee_docs, &polarity_texts, &wordsim_words, &simlex_words];
+    let groups: [&[String]; 5] = [
+        &teacher.texts,
+        &data.lee_docs,
+        &polarity_texts,
+        &wordsim_words,
+        &simlex_words,
+    ];
     let total: usize = groups.iter().map(|g| g.len()).sum();
     let mut done = 0;
     let mut embed = |texts: &[String]| -> Result<Vec<Vec<f32>>, Error> {
@@ -93,14 +98,20 @@ pub fn evaluate(
     };
 
     let student = embed(&teacher.texts)?;
-    let cosines: Vec<f64> =
-        student.iter().zip(&teacher.embeddings).map(|(s, t)| metrics::cosine(s, t)).collect();
+    let cosines: Vec<f64> = student
+        .iter()
+        .zip(&teacher.embeddings)
+        .map(|(s, t)| metrics::cosine(s, t))
+        .collect();
     let cos_mean = cosines.iter().sum::<f64>() / cosines.len().max(1) as f64;
     let cos_min = cosines.iter().copied().fold(f64::INFINITY, f64::min);
 
     let lee = embed(&data.lee_docs)?;
-    let (predicted, human): (Vec<f64>, Vec<f64>) =
-        data.lee_pairs.iter().map(|&(i, j, h)| (metrics::cosine(&lee[i], &lee[j]), h)).unzip();
+    let (predicted, human): (Vec<f64>, Vec<f64>) = data
+        .lee_pairs
+        .iter()
+        .map(|&(i, j, h)| (metrics::cosine(&lee[i], &lee[j]), h))
+        .unzip();
     let lee_pearson = metrics::pearson(&predicted, &human);
     let lee_spearman = metrics::spearman(&predicted, &human);
 

@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use ember_models::assets::{Assets, MINILM_L6, ModelSource, resolve_model, sha256_file};
 use ember_models::SentenceEncoder;
+use ember_models::assets::{Assets, MINILM_L6, ModelSource, resolve_model, sha256_file};
 
-use super::data::ReferenceEmbeddings;
 use super::Embedder;
+use super::data::ReferenceEmbeddings;
 use crate::Error;
 
 /// A model loaded from a `--model` argument.
@@ -33,11 +33,21 @@ pub fn load_model(spec: &str, assets: &Assets) -> Result<LoadedModel, Error> {
 /// their uncompressed original here instead). The flag says which one was used.
 pub fn teacher_for(model: &LoadedModel) -> Result<(ReferenceEmbeddings, bool), Error> {
     let reference = ReferenceEmbeddings::minilm_l6()?;
-    let minilm_sha = MINILM_L6.files.iter().find(|(f, _)| *f == "model.safetensors").map(|(_, s)| *s);
+    let minilm_sha = MINILM_L6
+        .files
+        .iter()
+        .find(|(f, _)| *f == "model.safetensors")
+        .map(|(_, s)| *s);
     let weights = model.dir.join("model.safetensors");
     if Some(sha256_file(&weights)?.as_str()) == minilm_sha {
         return Ok((reference, true));
     }
     let embeddings = Embedder::embed(&model.encoder, &reference.texts)?;
-    Ok((ReferenceEmbeddings { texts: reference.texts, embeddings }, false))
+    Ok((
+        ReferenceEmbeddings {
+            texts: reference.texts,
+            embeddings,
+        },
+        false,
+    ))
 }

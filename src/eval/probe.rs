@@ -62,7 +62,9 @@ impl LogisticRegression {
             if grad.iter().map(|g| g.abs()).fold(0.0, f64::max) < 1e-10 {
                 break;
             }
-            let Some(step) = cholesky_solve(&mut hess, &grad, p) else { break };
+            let Some(step) = cholesky_solve(&mut hess, &grad, p) else {
+                break;
+            };
             // Backtracking line search on the exact objective.
             let mut t = 1.0;
             let mut improved = false;
@@ -81,12 +83,21 @@ impl LogisticRegression {
                 break;
             }
         }
-        LogisticRegression { bias: theta[d], weights: theta[..d].to_vec() }
+        LogisticRegression {
+            bias: theta[d],
+            weights: theta[..d].to_vec(),
+        }
     }
 
     /// Predicted class (true = positive) of one row.
     pub fn predict(&self, row: &[f32]) -> bool {
-        let z: f64 = self.weights.iter().zip(row).map(|(w, &v)| w * f64::from(v)).sum::<f64>() + self.bias;
+        let z: f64 = self
+            .weights
+            .iter()
+            .zip(row)
+            .map(|(w, &v)| w * f64::from(v))
+            .sum::<f64>()
+            + self.bias;
         z > 0.0
     }
 }
@@ -109,14 +120,14 @@ pub fn stratified_folds(labels: &[usize], k: usize) -> Vec<usize> {
         .collect();
     let mut sorted = encoded.clone();
     sorted.sort_unstable();
-    // allocation[fold][class] = bincount(sorted[fold::k]).
-    let mut allocation = vec![vec![0usize; classes.len()]; k];
+    // sizes[class][fold] = how many of `class` fold `fold` tests: bincount(sorted[fold::k]).
+    let mut sizes = vec![vec![0usize; k]; classes.len()];
     for (i, &class) in sorted.iter().enumerate() {
-        allocation[i % k][class] += 1;
+        sizes[class][i % k] += 1;
     }
     let mut folds = vec![0usize; labels.len()];
-    for class in 0..classes.len() {
-        let mut fold_of_nth = (0..k).flat_map(|f| std::iter::repeat_n(f, allocation[f][class]));
+    for (class, runs) in sizes.iter().enumerate() {
+        let mut fold_of_nth = runs.iter().enumerate().flat_map(|(f, &n)| std::iter::repeat_n(f, n));
         for (i, _) in encoded.iter().enumerate().filter(|(_, c)| **c == class) {
             folds[i] = fold_of_nth.next().unwrap_or(0);
         }
@@ -157,11 +168,19 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 { 1.0 / (1.0 + (-z).exp()) } else { z.exp() / (1.0 + z.exp()) }
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        z.exp() / (1.0 + z.exp())
+    }
 }
 
 fn softplus(z: f64) -> f64 {
-    if z > 0.0 { z + (-z).exp().ln_1p() } else { z.exp().ln_1p() }
+    if z > 0.0 {
+        z + (-z).exp().ln_1p()
+    } else {
+        z.exp().ln_1p()
+    }
 }
 
 /// Solves `A·x = b` for a symmetric positive definite `A` whose lower triangle is filled
@@ -212,7 +231,10 @@ mod tests {
         let x: Vec<Vec<f32>> = [-2.0f32, -1.0, 0.5, 1.0, 2.0, -0.5].iter().map(|&v| vec![v]).collect();
         let y = [false, false, true, true, true, true];
         let m = LogisticRegression::fit(&x, &y, 1.0);
-        let p: Vec<f64> = x.iter().map(|r| sigmoid(m.weights[0] * f64::from(r[0]) + m.bias)).collect();
+        let p: Vec<f64> = x
+            .iter()
+            .map(|r| sigmoid(m.weights[0] * f64::from(r[0]) + m.bias))
+            .collect();
         let residual: Vec<f64> = p.iter().zip(&y).map(|(p, &t)| p - f64::from(u8::from(t))).collect();
         let gw = m.weights[0] + residual.iter().zip(&x).map(|(r, v)| r * f64::from(v[0])).sum::<f64>();
         let gb: f64 = residual.iter().sum();

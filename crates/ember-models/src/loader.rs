@@ -1,0 +1,276 @@
+//! Loading an HF BERT checkpoint: `config.json` → [`BertConfig`], `model.safetensors` → weights.
+//!
+//! This is the only place HF's config vocabulary (`hidden_size`, `num_attention_heads`,
+//! `intermediate_size`, …) appears; it is translated into Ember's (`d_model`, `n_heads`, `d_ff`).
+//!
+//! Weights are applied through burn-store's `SafetensorsStore` with key remapping (HF
+//! `LayerNorm` → `layer_norm`, `attention.self` → `attention.self_attn`, an optional `bert.` prefix
+//! dropped) and *no* `PyTorchToBurnAdapter`: Ember's `Linear` keeps PyTorch's `[out, in]` layout,
+//! so nothing is transposed. Before burn-store sees the file, the loader checks it with the
+//! `safetensors` crate — header, offsets, every expected tensor's presence, dtype and shape, and
+//! tensors nobody expects — so every problem becomes a typed [`Error`] naming the tensor, and
+//! burn-store (which aborts the process if a tensor fails to materialize mid-apply) only ever
+//! sees a file already known to fit.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Device;
+use safetensors::{Dtype, SafeTensors};
+use serde::Deserialize;
+
+use crate::bert::{Bert, BertConfig, LayerDims};
+use crate::{Error, Result};
+
+/// Tensors an HF BERT checkpoint may hold that Ember's encoder has no use for: the `position_ids`
+/// buffer and the pooler (sentence embeddings use mean pooling, not the `[CLS]` pooler).
+const IGNORED_TENSORS: &[&str] = &["embeddings.position_ids", "pooler.dense.weight", "pooler.dense.bias"];
+
+/// The fields of HF `config.json` Ember reads (`BertConfig` in `transformers`).
+#[derive(Debug, Deserialize)]
+struct HfBertConfig {
+    #[serde(default)]
+    model_type: Option<String>,
+    vocab_size: usize,
+    hidden_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    #[serde(default = "default_act")]
+    hidden_act: String,
+    max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    layer_norm_eps: f64,
+    #[serde(default)]
+    position_embedding_type: Option<String>,
+}
+
+fn default_act() -> String {
+    "gelu".to_string()
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+
+/// Reads and validates an HF `config.json`, naming the model `name`.
+pub fn read_config(path: &Path, name: &str) -> Result<BertConfig> {
+    let bad = |reason: String| Error::BadConfig {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if !path.is_file() {
+        return Err(Error::MissingFile {
+            path: path.to_path_buf(),
+            what: "config.json",
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let hf: HfBertConfig = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    if let Some(kind) = hf.model_type.as_deref().filter(|k| *k != "bert") {
+        return Err(bad(format!("model_type `{kind}` is not supported (only `bert`)")));
+    }
+    if hf.hidden_act != "gelu" {
+        return Err(bad(format!(
+            "hidden_act `{}` is not supported (only `gelu`, the exact erf GELU)",
+            hf.hidden_act
+        )));
+    }
+    if let Some(kind) = hf.position_embedding_type.as_deref().filter(|k| *k != "absolute") {
+        return Err(bad(format!(
+            "position_embedding_type `{kind}` is not supported (only `absolute`)"
+        )));
+    }
+    for (key, value) in [
+        ("vocab_size", hf.vocab_size),
+        ("hidden_size", hf.hidden_size),
+        ("num_attention_heads", hf.num_attention_heads),
+        ("intermediate_size", hf.intermediate_size),
+        ("max_position_embeddings", hf.max_position_embeddings),
+        ("type_vocab_size", hf.type_vocab_size),
+    ] {
+        if value == 0 {
+            return Err(bad(format!("{key} must be positive")));
+        }
+    }
+    if !hf.hidden_size.is_multiple_of(hf.num_attention_heads) {
+        return Err(bad(format!(
+            "hidden_size {} is not a multiple of num_attention_heads {}",
+            hf.hidden_size, hf.num_attention_heads
+        )));
+    }
+    if !(hf.layer_norm_eps.is_finite() && hf.layer_norm_eps > 0.0) {
+        return Err(bad(format!(
+            "layer_norm_eps {} must be a positive number",
+            hf.layer_norm_eps
+        )));
+    }
+    let layer = LayerDims {
+        n_heads: hf.num_attention_heads,
+        head_dim: hf.hidden_size / hf.num_attention_heads,
+        d_ff: hf.intermediate_size,
+    };
+    Ok(BertConfig {
+        name: name.to_string(),
+        vocab_size: hf.vocab_size,
+        d_model: hf.hidden_size,
+        max_positions: hf.max_position_embeddings,
+        type_vocab_size: hf.type_vocab_size,
+        layer_norm_eps: hf.layer_norm_eps,
+        layers: vec![layer; hf.num_hidden_layers],
+    })
+}
+
+/// Every tensor a checkpoint of `config` must hold, by HF name, with its shape.
+pub fn expected_tensors(config: &BertConfig) -> BTreeMap<String, Vec<usize>> {
+    let d = config.d_model;
+    let mut t = BTreeMap::new();
+    let mut put = |name: String, shape: Vec<usize>| {
+        t.insert(name, shape);
+    };
+    put("embeddings.word_embeddings.weight".into(), vec![config.vocab_size, d]);
+    put(
+        "embeddings.position_embeddings.weight".into(),
+        vec![config.max_positions, d],
+    );
+    put(
+        "embeddings.token_type_embeddings.weight".into(),
+        vec![config.type_vocab_size, d],
+    );
+    put("embeddings.LayerNorm.weight".into(), vec![d]);
+    put("embeddings.LayerNorm.bias".into(), vec![d]);
+    for (i, l) in config.layers.iter().enumerate() {
+        let p = format!("encoder.layer.{i}");
+        let inner = l.n_heads * l.head_dim;
+        for (module, out, inp) in [
+            ("attention.self.query", inner, d),
+            ("attention.self.key", inner, d),
+            ("attention.self.value", inner, d),
+            ("attention.output.dense", d, inner),
+            ("intermediate.dense", l.d_ff, d),
+            ("output.dense", d, l.d_ff),
+        ] {
+            put(format!("{p}.{module}.weight"), vec![out, inp]);
+            put(format!("{p}.{module}.bias"), vec![out]);
+        }
+        for norm in ["attention.output.LayerNorm", "output.LayerNorm"] {
+            put(format!("{p}.{norm}.weight"), vec![d]);
+            put(format!("{p}.{norm}.bias"), vec![d]);
+        }
+    }
+    t
+}
+
+/// Loads `config.json` and `model.safetensors` from `dir` into a model on `device`.
+pub fn load_bert(dir: &Path, name: &str, device: &Device) -> Result<Bert> {
+    let config = read_config(&dir.join("config.json"), name)?;
+    load_weights(&config, &dir.join("model.safetensors"), device)
+}
+
+/// Builds the model `config` describes and loads its weights from a safetensors file, checking
+/// every tensor first (see the module docs).
+pub fn load_weights(config: &BertConfig, path: &Path, device: &Device) -> Result<Bert> {
+    if !path.is_file() {
+        return Err(Error::MissingFile {
+            path: path.to_path_buf(),
+            what: "model.safetensors",
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let prefix = check_checkpoint(config, path, &bytes)?;
+
+    let mut model = config.init_zeros(device);
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
+        .with_key_remapping(r"\.LayerNorm\.", ".layer_norm.")
+        .with_key_remapping(r"\.attention\.self\.", ".attention.self_attn.")
+        .allow_partial(true)
+        .validate(false);
+    if prefix {
+        store = store.with_key_remapping(r"^bert\.", "");
+    }
+    let result = model.load_from(&mut store).map_err(|e| Error::CorruptWeights {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    // Everything was checked above; these only fire if burn-store disagrees with that check.
+    if let Some(err) = result.errors.first() {
+        return Err(Error::CorruptWeights {
+            path: path.to_path_buf(),
+            reason: err.to_string(),
+        });
+    }
+    if let Some((tensor, _)) = result.missing.first() {
+        return Err(Error::MissingTensor {
+            path: path.to_path_buf(),
+            tensor: tensor.clone(),
+        });
+    }
+    let expected = expected_tensors(config).len();
+    if result.applied.len() != expected {
+        return Err(Error::CorruptWeights {
+            path: path.to_path_buf(),
+            reason: format!("{} tensors applied, {expected} expected", result.applied.len()),
+        });
+    }
+    Ok(model)
+}
+
+/// Checks a safetensors buffer against `config`; returns whether the names carry a `bert.` prefix.
+fn check_checkpoint(config: &BertConfig, path: &Path, bytes: &[u8]) -> Result<bool> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| Error::CorruptWeights {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let names = file.names();
+    let prefix = !names.is_empty() && names.iter().all(|n| n.starts_with("bert."));
+    let strip = |n: &str| {
+        if prefix {
+            n.strip_prefix("bert.").unwrap_or(n).to_string()
+        } else {
+            n.to_string()
+        }
+    };
+    let present: BTreeMap<String, (Dtype, Vec<usize>)> = file
+        .iter()
+        .map(|(name, view)| (strip(name), (view.dtype(), view.shape().to_vec())))
+        .collect();
+    let expected = expected_tensors(config);
+    for (name, shape) in &expected {
+        let Some((dtype, found)) = present.get(name) else {
+            return Err(Error::MissingTensor {
+                path: path.to_path_buf(),
+                tensor: name.clone(),
+            });
+        };
+        if found != shape {
+            return Err(Error::ShapeMismatch {
+                path: path.to_path_buf(),
+                tensor: name.clone(),
+                expected: shape.clone(),
+                found: found.clone(),
+            });
+        }
+        if *dtype != Dtype::F32 {
+            return Err(Error::BadTensor {
+                path: path.to_path_buf(),
+                tensor: name.clone(),
+                reason: format!("dtype {dtype:?} is not supported (Ember loads f32 checkpoints)"),
+            });
+        }
+    }
+    if let Some(extra) = present
+        .keys()
+        .find(|n| !expected.contains_key(*n) && !IGNORED_TENSORS.contains(&n.as_str()))
+    {
+        return Err(Error::UnexpectedTensor {
+            path: path.to_path_buf(),
+            tensor: extra.clone(),
+        });
+    }
+    Ok(prefix)
+}
