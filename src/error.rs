@@ -44,6 +44,19 @@ impl Error {
 
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Error {
-        Error::Io { path: path.as_ref().display().to_string(), source }
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+}
+
+impl From<ember_core::CoreError> for Error {
+    fn from(e: ember_core::CoreError) -> Error {
+        match e {
+            ember_core::CoreError::Config(c) => Error::Config(c),
+            ember_core::CoreError::NotSupported(s) => Error::NotSupported(s),
+            other => Error::Other(other.to_string()),
+        }
     }
 }

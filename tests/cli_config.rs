@@ -10,11 +10,19 @@ fn root() -> PathBuf {
 }
 
 fn ember(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ember")).args(args).current_dir(root()).output().expect("ember runs")
+    Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("ember runs")
 }
 
 fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == ext)).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
     v.sort();
     v
 }
@@ -23,7 +31,12 @@ fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
 fn check_accepts_every_recipe() {
     for cfg in files(&root().join("configs"), "json") {
         let out = ember(&["check", "--config", cfg.to_str().unwrap()]);
-        assert!(out.status.success(), "{}: {}", cfg.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            cfg.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains(": ok ("));
     }
 }
@@ -52,7 +65,12 @@ fn plan_prints_deepspeed_recipes_on_bert_base() {
     assert!(text.contains("gemm_i8i8"));
     let json = ember(&["plan", "--json", "--config", "configs/head-pruning-50.json"]);
     let plan: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    let o = plan["modules"].as_array().unwrap().iter().find(|m| m["path"] == "encoder.layer.0.attention.output.dense").unwrap();
+    let o = plan["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["path"] == "encoder.layer.0.attention.output.dense")
+        .unwrap();
     assert_eq!(o["shape_after"], serde_json::json!([384, 192]));
 }
 
@@ -60,7 +78,12 @@ fn plan_prints_deepspeed_recipes_on_bert_base() {
 fn compose_refuses_what_it_cannot_do_yet_with_exit_code_3() {
     let out = ember(&["compose", "--quiet", "--config", "configs/sparse-l1-50.json"]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).starts_with("not supported yet: sparse_pruning"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Every reason at once, before any model is fetched or loaded.
+    assert!(stderr.starts_with("not supported yet: "), "{stderr}");
+    for part in ["sparse_pruning", "distillation", "training"] {
+        assert!(stderr.contains(part), "{part} missing from: {stderr}");
+    }
 }
 
 #[test]

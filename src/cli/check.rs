@@ -26,7 +26,13 @@ pub fn run(args: &CheckArgs, quiet: bool) -> Result<(), Error> {
         for w in parsed.warnings.iter().chain(&plan.warnings) {
             eprintln!("warning: {w}");
         }
-        println!("{}: ok ({} of {} modules of {} compressed)", args.config.display(), plan.modules.iter().filter(|m| !m.techniques.is_empty()).count(), plan.modules.len(), inventory.model);
+        println!(
+            "{}: ok ({} of {} modules of {} compressed)",
+            args.config.display(),
+            plan.modules.iter().filter(|m| !m.techniques.is_empty()).count(),
+            plan.modules.len(),
+            inventory.model
+        );
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
-//! `ember compose` / `ember plan`: the main job. Today it parses, validates and resolves the plan
-//! (printing it); the composer that attaches and runs techniques lands in a later issue, so a real
-//! (non-dry) run stops with "not supported yet" naming every technique it cannot apply yet.
+//! `ember compose` / `ember plan`: the main job. Prints the plan, loads the model, attaches the
+//! techniques, calibrates, and with `--eval` reports the composed model's quality. Whatever cannot
+//! run yet (training-time techniques, the artifact) stops with "not supported yet" before any work.
 
 use std::path::PathBuf;
 
@@ -25,6 +25,9 @@ pub struct ComposeArgs {
     /// Print the plan as JSON (with --dry-run).
     #[arg(long)]
     pub json: bool,
+    /// Evaluate the composed model: fidelity vs fp32 and the quality metrics of `ember eval`.
+    #[arg(long)]
+    pub eval: bool,
     /// Also write progress events as JSON lines to this file.
     #[arg(long)]
     pub events: Option<PathBuf>,
@@ -36,14 +39,38 @@ pub fn run(args: &ComposeArgs, quiet: bool) -> Result<(), Error> {
         model: args.model.clone(),
         out: args.out.clone(),
         dry_run: args.dry_run,
+        eval: args.eval,
         quiet,
         events: args.events.clone(),
     };
+    if !quiet && !args.dry_run && !args.json {
+        // The plan first, so the user sees what will happen before the work starts.
+        let planned = compose(&ComposeOptions {
+            dry_run: true,
+            events: None,
+            ..opts.clone()
+        })?;
+        print!("{}", planned.plan);
+    }
     let outcome = compose(&opts)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome.plan).map_err(|e| Error::Other(e.to_string()))?);
-    } else if !quiet || args.dry_run {
+        let value = serde_json::json!({ "plan": outcome.plan, "eval": outcome.eval, "compose_seconds": outcome.compose_seconds });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(if args.dry_run { &value["plan"] } else { &value })
+                .map_err(|e| Error::Other(e.to_string()))?
+        );
+    } else if args.dry_run {
         print!("{}", outcome.plan);
+    }
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !args.dry_run && !args.json {
+        println!("composed in {:.1} s (attach + calibration)", outcome.compose_seconds);
+        if let Some(report) = &outcome.eval {
+            print!("{}", report.table());
+        }
     }
     Ok(())
 }

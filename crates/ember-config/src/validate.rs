@@ -146,6 +146,24 @@ fn weight_quantization(
             format!("`group_size` (scales along the input dimension) and `quantize_groups` = {} (blocks of output rows) are two groupings; keep one", s.quantize_groups),
         ));
     }
+    if s.rounding == Rounding::Gptq {
+        let rp = format!("{p}/shared_parameters/rounding");
+        if !s.quantize_weight_in_forward {
+            errors.push(ConfigError::invalid(&rp, "`gptq` is post-training rounding; it needs `quantize_weight_in_forward: true` (MoQ rounds with `nearest` or `stochastic`)"));
+        }
+        if s.quantize_groups != 1 {
+            errors.push(ConfigError::invalid(
+                &rp,
+                "`gptq` needs per-row or `group_size` scales, not `quantize_groups` row blocks",
+            ));
+        }
+        if s.format.is_some() {
+            errors.push(ConfigError::invalid(
+                &rp,
+                "`gptq` rounds integer codes; it does not apply to a floating-point `format`",
+            ));
+        }
+    }
     for (name, g) in groups(&t.different_groups) {
         let gp = group_ptr(&p, name);
         let params = &g.params;
@@ -177,6 +195,19 @@ fn weight_quantization(
             errors.push(ConfigError::invalid(
                 format!("{p}/shared_parameters/quantization_type"),
                 format!("asymmetric quantization needs at least 3 bits, but group `{name}` has target_bits = {target} ({}); use symmetric", if target == 2 { "ternary" } else { "binary" }),
+            ));
+        }
+        if s.rounding == Rounding::Gptq && (target < 3 || params.format.is_some()) {
+            errors.push(ConfigError::invalid(
+                format!("{gp}/params/target_bits"),
+                format!(
+                    "`gptq` rounding needs integer codes of 3…8 bits; group `{name}` has {}",
+                    if params.format.is_some() {
+                        "a floating-point format".to_string()
+                    } else {
+                        format!("target_bits = {target}")
+                    }
+                ),
             ));
         }
         let format = s.format.or(params.format);

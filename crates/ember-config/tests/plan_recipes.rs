@@ -160,3 +160,24 @@ fn shared_parameters_override_group_params_for_custom_keys_and_plans_print() {
     assert!(text.contains("W8 sym rows/48 + A8 sym per-token"), "{text}");
     assert!(text.contains("total: 435.57 MB → "), "{text}");
 }
+
+#[test]
+fn a_group_wider_than_the_row_is_one_scale_per_row() {
+    let text = r#"{"compression_training": {"weight_quantization": {
+        "shared_parameters": {"enabled": true, "quantize_weight_in_forward": true, "group_size": 1024},
+        "different_groups": {"w": {"params": {"start_bits": 4, "target_bits": 4}, "modules": ["intermediate.dense", "layer.\\d+.output.dense"]}}}}}"#;
+    let parsed = parse_config(text, &Catalog::builtin_only()).unwrap();
+    let p = resolve_plan(
+        &parsed.config,
+        &known_model("minilm-l6").unwrap(),
+        &Catalog::builtin_only(),
+    )
+    .unwrap();
+    // intermediate.dense is 1536×384: 1024 ≥ 384 → per row; output.dense is 384×1536: 2 groups per row.
+    let up = p.module("encoder.layer.0.intermediate.dense").unwrap();
+    assert_eq!(up.weight_quant().unwrap().grouping, Grouping::PerRow);
+    assert_eq!(up.bytes_after, 1536 * 384 / 2 + 1536 * 4 + 1536 * 4);
+    let down = p.module("encoder.layer.0.output.dense").unwrap();
+    assert_eq!(down.weight_quant().unwrap().grouping, Grouping::InputGroups(1024));
+    assert_eq!(down.bytes_after, 384 * 1536 / 2 + 384 * 2 * 4 + 384 * 4);
+}

@@ -209,7 +209,8 @@ impl WeightQuantPlan {
             Grouping::InputGroups(g) => format!("gs{g}"),
             Grouping::PerRow => "per-row".into(),
         };
-        format!("{bits} {kind} {grouping}")
+        let rounding = if self.rounding == Rounding::Gptq { " gptq" } else { "" };
+        format!("{bits} {kind} {grouping}{rounding}")
     }
 }
 

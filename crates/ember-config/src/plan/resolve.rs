@@ -195,7 +195,12 @@ impl Resolver<'_> {
                     let grouping = if site.kind == SiteKind::Embedding {
                         Grouping::PerRow
                     } else if let Some(gs) = s.group_size.or(g.group_size) {
-                        Grouping::InputGroups(gs)
+                        // A group at least as wide as the row is one scale per output row.
+                        if gs as usize >= site.shape[1..].iter().product::<usize>() {
+                            Grouping::PerRow
+                        } else {
+                            Grouping::InputGroups(gs)
+                        }
                     } else {
                         Grouping::RowBlocks(s.quantize_groups)
                     };

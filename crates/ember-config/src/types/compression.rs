@@ -74,13 +74,18 @@ pub enum QuantizationType {
     Asymmetric,
 }
 
-/// Rounding used by MoQ's in-place quantizer.
+/// How weights are rounded to their codes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Rounding {
+    /// Round to nearest (ties to even).
     #[default]
     Nearest,
+    /// MoQ: stochastic rounding.
     Stochastic,
+    /// Ember extension, post-training: GPTQ error-compensating rounding from calibration inputs
+    /// (integer bits 3…8, per-row or `group_size` scales).
+    Gptq,
 }
 
 /// A floating-point weight format (Ember extension): the value grid, scaled per group.
@@ -164,7 +169,8 @@ pub struct WeightQuantShared {
     /// `symmetric` or `asymmetric` (asymmetric needs ≥ 3 bits).
     #[serde(default)]
     pub quantization_type: QuantizationType,
-    /// MoQ rounding: `nearest` or `stochastic`.
+    /// `nearest`, `stochastic` (MoQ) or `gptq` (Ember, post-training: compensates each weight's
+    /// rounding error on the calibration inputs).
     #[serde(default)]
     pub rounding: Rounding,
     /// Accepted and ignored: DeepSpeed's CUDA quantizer switch. Ember's quantizer is the same on

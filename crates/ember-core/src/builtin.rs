@@ -1,0 +1,243 @@
+//! Ember's built-in techniques in post-training form: weight quantization (integer, ternary,
+//! binary, minifloat; DeepSpeed row-block groups, Ember input groups, per-row embeddings) and
+//! activation quantization (per-token dynamic, or static ranges from calibration).
+//! Training-time techniques (MoQ, pruning, distillation, layer reduction) are refused with
+//! "not supported yet" until the training loop exists.
+
+use ember_config::SiteKind;
+use ember_config::plan::{Applied, Grouping, ModulePlan, Params, QuantMode};
+use ember_config::types::{QuantizationType, RangeCalibration, RangeMethod, Rounding};
+
+use crate::error::CoreError;
+use crate::fake_quant::{ActQuant, ActRange, WeightQuant};
+use crate::numerics::{GroupLayout, Scheme};
+use crate::observer::{GramObserver, RangeObserver};
+use crate::technique::{AttachContext, SiteSlots, Technique};
+
+/// `weight_quantization`.
+#[derive(Debug, Default)]
+pub struct WeightQuantization;
+
+impl WeightQuantization {
+    fn spec(module: &ModulePlan, applied: &Applied, ctx: &AttachContext) -> Result<WeightQuant, CoreError> {
+        let Params::WeightQuant(p) = &applied.params else {
+            return Err(CoreError::Attach {
+                path: module.path.clone(),
+                message: "weight_quantization got foreign params".into(),
+            });
+        };
+        let layout = match p.grouping {
+            Grouping::RowBlocks(g) => GroupLayout::Chunks(g as usize),
+            Grouping::InputGroups(g) => GroupLayout::RowGroups(g as usize),
+            Grouping::PerRow => GroupLayout::PerRow,
+        };
+        let (rows, cols) = (module.shape[0], module.shape[1..].iter().product());
+        if !layout.fits(rows, cols) {
+            return Err(CoreError::Attach {
+                path: module.path.clone(),
+                message: format!(
+                    "quantize_groups = {} does not divide its {rows}×{cols} = {} weights (set `{}/shared_parameters/quantize_groups` to a divisor, or use group_size)",
+                    layout.groups(rows, cols),
+                    rows * cols,
+                    "/compression_training/weight_quantization"
+                ),
+            });
+        }
+        let scheme = Scheme::from_plan(p.bits, p.quantization_type == QuantizationType::Asymmetric, p.format);
+        Ok(WeightQuant {
+            scheme,
+            layout,
+            numerics: ctx.numerics,
+        })
+    }
+}
+
+impl Technique for WeightQuantization {
+    fn key(&self) -> &str {
+        "weight_quantization"
+    }
+
+    fn accepts(&self) -> &[SiteKind] {
+        &[SiteKind::Linear, SiteKind::Embedding]
+    }
+
+    fn supports(&self, _module: &ModulePlan, applied: &Applied) -> Result<(), String> {
+        match &applied.params {
+            Params::WeightQuant(p) if p.mode == QuantMode::Moq => {
+                Err("MoQ (quantize_weight_in_forward: false) needs the training loop".into())
+            }
+            Params::WeightQuant(_) if applied.schedule.start > 0 => Err(format!(
+                "weight quantization starting at step {} needs the training loop",
+                applied.schedule.start
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn needs_calibration(&self, applied: &Applied) -> bool {
+        matches!(&applied.params, Params::WeightQuant(p) if p.rounding == Rounding::Gptq)
+    }
+
+    fn attach(
+        &self,
+        module: &ModulePlan,
+        applied: &Applied,
+        slots: SiteSlots<'_>,
+        ctx: &AttachContext,
+    ) -> Result<(), CoreError> {
+        let spec = Self::spec(module, applied, ctx)?;
+        let gptq = self.needs_calibration(applied);
+        match slots {
+            SiteSlots::Linear(s) => {
+                s.weight_quant = Some(spec);
+                // GPTQ needs the layer's calibration inputs; `precompute` runs it afterwards.
+                s.gram = gptq.then(GramObserver::new);
+            }
+            // An embedding has no input to compensate over: round to nearest.
+            SiteSlots::Embedding(s) => s.weight_quant = Some(spec),
+        }
+        Ok(())
+    }
+
+    fn finish_calibration(
+        &self,
+        module: &ModulePlan,
+        slots: SiteSlots<'_>,
+        _ctx: &AttachContext,
+    ) -> Result<(), CoreError> {
+        if let SiteSlots::Linear(s) = slots
+            && let Some(g) = &s.gram
+            && g.gram().is_none_or(|(n, _)| n == 0)
+        {
+            return Err(CoreError::Calibration(format!(
+                "no activations reached `{}` for GPTQ",
+                module.path
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `activation_quantization` (the input of the matched Linear).
+#[derive(Debug, Default)]
+pub struct ActivationQuantization;
+
+impl Technique for ActivationQuantization {
+    fn key(&self) -> &str {
+        "activation_quantization"
+    }
+
+    fn accepts(&self) -> &[SiteKind] {
+        &[SiteKind::Linear]
+    }
+
+    fn supports(&self, _module: &ModulePlan, applied: &Applied) -> Result<(), String> {
+        if applied.schedule.start > 0 {
+            return Err(format!(
+                "activation quantization starting at step {} needs the training loop",
+                applied.schedule.start
+            ));
+        }
+        Ok(())
+    }
+
+    fn needs_calibration(&self, applied: &Applied) -> bool {
+        matches!(&applied.params, Params::ActivationQuant(p) if p.range == RangeCalibration::Static)
+    }
+
+    fn attach(
+        &self,
+        module: &ModulePlan,
+        applied: &Applied,
+        slots: SiteSlots<'_>,
+        ctx: &AttachContext,
+    ) -> Result<(), CoreError> {
+        let (Params::ActivationQuant(p), SiteSlots::Linear(s)) = (&applied.params, slots) else {
+            return Err(CoreError::Attach {
+                path: module.path.clone(),
+                message: "activation quantization attaches to Linear inputs only".into(),
+            });
+        };
+        match p.range {
+            RangeCalibration::Dynamic => {
+                s.act_quant = Some(ActQuant {
+                    bits: p.bits,
+                    kind: p.quantization_type,
+                    range: ActRange::Dynamic,
+                    numerics: ctx.numerics,
+                });
+            }
+            // The quantizer is installed once calibration has fixed its range.
+            RangeCalibration::Static => s.observer = Some(RangeObserver::new()),
+        }
+        Ok(())
+    }
+
+    fn finish_calibration(
+        &self,
+        module: &ModulePlan,
+        slots: SiteSlots<'_>,
+        ctx: &AttachContext,
+    ) -> Result<(), CoreError> {
+        let SiteSlots::Linear(s) = slots else { return Ok(()) };
+        let Some(observer) = s.observer.take() else {
+            return Ok(());
+        };
+        let Some(p) = module.activation_quant() else {
+            return Ok(());
+        };
+        let range = match ctx.calibration.method {
+            RangeMethod::Minmax => observer.min_max(),
+            RangeMethod::Percentile => observer.percentile_range(ctx.calibration.percentile),
+        };
+        let Some((min, max)) = range else {
+            return Err(CoreError::Calibration(format!(
+                "no activations reached `{}`; is it used by the model's forward?",
+                module.path
+            )));
+        };
+        s.act_quant = Some(ActQuant {
+            bits: p.bits,
+            kind: p.quantization_type,
+            range: ActRange::Static { min, max },
+            numerics: ctx.numerics,
+        });
+        Ok(())
+    }
+}
+
+/// A DeepSpeed technique whose training-time machinery does not exist yet: it validates and plans,
+/// and `compose` refuses it with "not supported yet".
+#[derive(Debug)]
+pub struct NotYet {
+    pub key: &'static str,
+    pub accepts: &'static [SiteKind],
+    pub why: &'static str,
+}
+
+impl Technique for NotYet {
+    fn key(&self) -> &str {
+        self.key
+    }
+
+    fn accepts(&self) -> &[SiteKind] {
+        self.accepts
+    }
+
+    fn supports(&self, _module: &ModulePlan, _applied: &Applied) -> Result<(), String> {
+        Err(self.why.to_string())
+    }
+
+    fn attach(
+        &self,
+        module: &ModulePlan,
+        _applied: &Applied,
+        _slots: SiteSlots<'_>,
+        _ctx: &AttachContext,
+    ) -> Result<(), CoreError> {
+        Err(CoreError::NotSupported(format!(
+            "{} on `{}`: {}",
+            self.key, module.path, self.why
+        )))
+    }
+}

@@ -1,0 +1,194 @@
+//! The composer: config + model → plan → techniques attached to the model's slots → (calibration).
+//!
+//! ```text
+//! Composer::new(registry).compose(model, &config)?   // plan + attach; refuses what cannot run yet
+//!     .calibrate(batches, |model, batch| forward)?    // only when a static range needs it
+//! ```
+
+use ember_config::plan::{Link, ModulePlan};
+use ember_config::{EmberConfig, Inventory, Plan, SiteKind};
+
+use crate::error::CoreError;
+use crate::registry::Registry;
+use crate::slots::{EmbeddingSlots, LinearSlots};
+use crate::technique::{AttachContext, SiteSlots};
+
+/// A model whose compressible sites the composer can reach by path.
+pub trait CompressibleModel {
+    /// The model's sites (paths in HF naming, kinds, shapes).
+    fn inventory(&self) -> Inventory;
+    /// The slots of a Linear site.
+    fn linear_slots(&mut self, path: &str) -> Option<&mut LinearSlots>;
+    /// The slots of an Embedding site.
+    fn embedding_slots(&mut self, path: &str) -> Option<&mut EmbeddingSlots>;
+    /// Precomputes every transformed weight for inference (each block calls its slots' `precompute`
+    /// with its current weight). Called after composing and calibrating a post-training model.
+    fn precompute_weights(&mut self);
+}
+
+/// Applies configs to models with the techniques of a registry.
+#[derive(Debug, Clone)]
+pub struct Composer {
+    registry: Registry,
+}
+
+/// A model with compression state attached, and the plan that put it there.
+#[derive(Debug)]
+pub struct Composed<M> {
+    pub model: M,
+    pub plan: Plan,
+    ctx: AttachContext,
+    registry: Registry,
+    /// Whether [`Composed::calibrate`] must run before the model is used.
+    pub needs_calibration: bool,
+}
+
+impl Composer {
+    pub fn new(registry: Registry) -> Composer {
+        Composer { registry }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Resolves the plan of `config` on `model`'s inventory (what `--dry-run` prints).
+    pub fn plan(&self, config: &EmberConfig, inventory: &Inventory) -> Result<Plan, CoreError> {
+        Ok(ember_config::resolve_plan(config, inventory, &self.registry.catalog())?)
+    }
+
+    /// Plans and attaches. Everything that cannot run yet is reported together, before the model
+    /// is touched.
+    pub fn compose<M: CompressibleModel>(&self, mut model: M, config: &EmberConfig) -> Result<Composed<M>, CoreError> {
+        let plan = self.plan(config, &model.inventory())?;
+        self.check_supported(config, &plan)?;
+        let ctx = AttachContext {
+            numerics: config.ember.numerics,
+            calibration: config.calibration.clone(),
+        };
+        let mut needs_calibration = false;
+        for module in &plan.modules {
+            for applied in &module.techniques {
+                let technique = self.technique(&applied.technique)?;
+                needs_calibration |= technique.needs_calibration(applied);
+                let slots = slots_of(&mut model, module)?;
+                technique.attach(module, applied, slots, &ctx)?;
+            }
+        }
+        Ok(Composed {
+            model,
+            plan,
+            ctx,
+            registry: self.registry.clone(),
+            needs_calibration,
+        })
+    }
+
+    fn technique(&self, key: &str) -> Result<&std::sync::Arc<dyn crate::technique::Technique>, CoreError> {
+        self.registry
+            .get(key)
+            .ok_or_else(|| CoreError::NotSupported(format!("no technique is registered for `{key}`")))
+    }
+
+    /// Every reason the plan cannot run yet, reported together ("not supported yet: …").
+    pub fn check_supported(&self, config: &EmberConfig, plan: &Plan) -> Result<(), CoreError> {
+        let mut reasons: Vec<String> = Vec::new();
+        let mut add = |r: String| {
+            if !reasons.contains(&r) {
+                reasons.push(r);
+            }
+        };
+        if plan.layers.is_some() {
+            add("layer_reduction: building the student needs Ember's training loop, which is not built yet".into());
+        }
+        if let Some(d) = &config.distillation {
+            if !d.losses.is_empty() {
+                add("distillation: losses need Ember's training loop, which is not built yet".into());
+            }
+            if d.layerwise.as_ref().is_some_and(|l| l.enabled) {
+                add("distillation.layerwise (LKD): the layer-by-layer trainer is not built yet".into());
+            }
+        }
+        if config.training.is_some() {
+            add("training: Ember's training loop is not built yet".into());
+        }
+        for module in &plan.modules {
+            for applied in &module.techniques {
+                match self.registry.get(&applied.technique) {
+                    None => add(format!("no technique is registered for `{}`", applied.technique)),
+                    Some(t) => {
+                        if let Err(why) = t.supports(module, applied) {
+                            add(format!("{}: {why}", applied.technique));
+                        }
+                    }
+                }
+            }
+        }
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(CoreError::NotSupported(reasons.join("; ")))
+        }
+    }
+}
+
+fn slots_of<'m, M: CompressibleModel>(model: &'m mut M, module: &ModulePlan) -> Result<SiteSlots<'m>, CoreError> {
+    let missing = || CoreError::Attach {
+        path: module.path.clone(),
+        message: "the model has no such compressible module".into(),
+    };
+    Ok(match module.kind {
+        SiteKind::Linear => SiteSlots::Linear(model.linear_slots(&module.path).ok_or_else(missing)?),
+        SiteKind::Embedding => SiteSlots::Embedding(model.embedding_slots(&module.path).ok_or_else(missing)?),
+        SiteKind::Conv2d => return Err(missing()),
+    })
+}
+
+impl<M: CompressibleModel> Composed<M> {
+    /// Runs `forward` over the calibration batches (no gradient: the caller's model lives on a
+    /// device without autodiff), then fixes every static range. `progress` is called after each
+    /// batch with (done, total).
+    pub fn calibrate<B>(
+        &mut self,
+        batches: &[B],
+        mut forward: impl FnMut(&M, &B),
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<(), CoreError> {
+        if !self.needs_calibration {
+            return Ok(());
+        }
+        if batches.is_empty() {
+            return Err(CoreError::Calibration(
+                "no calibration batches (is the calibration file empty?)".into(),
+            ));
+        }
+        for (i, b) in batches.iter().enumerate() {
+            forward(&self.model, b);
+            progress(i + 1, batches.len());
+        }
+        for module in &self.plan.modules {
+            for applied in module.techniques.iter().filter(|a| matches!(a.link, Link::Main { .. })) {
+                let Some(t) = self.registry.get(&applied.technique) else {
+                    continue;
+                };
+                if t.needs_calibration(applied) {
+                    let slots = slots_of(&mut self.model, module)?;
+                    t.finish_calibration(module, slots, &self.ctx)?;
+                }
+            }
+        }
+        self.needs_calibration = false;
+        Ok(())
+    }
+
+    /// Finishes a post-training model for inference: precomputes quantized weights.
+    pub fn into_inference(mut self) -> Result<Composed<M>, CoreError> {
+        if self.needs_calibration {
+            return Err(CoreError::Calibration(
+                "the plan has static activation ranges; calibrate before use".into(),
+            ));
+        }
+        self.model.precompute_weights();
+        Ok(self)
+    }
+}

@@ -1,0 +1,156 @@
+//! Range observers for static activation calibration: each records the min/max of the tensors
+//! it sees and keeps a deterministic sample of |x| for percentile ranges. Shared behind an `Arc`
+//! because forward passes take `&self`.
+
+use std::sync::{Arc, Mutex};
+
+use burn::tensor::Tensor;
+
+/// Samples of |x| kept per observer (strided, deterministic).
+const SAMPLE_CAP: usize = 1 << 18;
+
+#[derive(Debug, Default)]
+struct Stats {
+    min: f32,
+    max: f32,
+    seen: u64,
+    samples: Vec<f32>,
+}
+
+/// Records activation ranges during calibration.
+#[derive(Debug, Clone, Default)]
+pub struct RangeObserver {
+    stats: Arc<Mutex<Stats>>,
+}
+
+impl RangeObserver {
+    pub fn new() -> RangeObserver {
+        RangeObserver::default()
+    }
+
+    /// Folds a tensor into the statistics (reads it back to the host: calibration only).
+    pub fn observe<const D: usize>(&self, x: &Tensor<D>) {
+        let values = match x.clone().detach().into_data().convert::<f32>().try_into_vec::<f32>() {
+            Ok(v) => v,
+            Err(_) => return,
+        };
+        let Ok(mut s) = self.stats.lock() else { return };
+        let (mn, mx) = values
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        if s.seen == 0 {
+            (s.min, s.max) = (mn, mx);
+        } else {
+            s.min = s.min.min(mn);
+            s.max = s.max.max(mx);
+        }
+        s.seen += values.len() as u64;
+        let stride = (values.len() / (SAMPLE_CAP / 16).max(1)).max(1);
+        s.samples.extend(values.iter().step_by(stride).map(|v| v.abs()));
+        if s.samples.len() > SAMPLE_CAP {
+            // Keep every other sample: still spread over all batches seen.
+            let kept: Vec<f32> = s.samples.iter().step_by(2).copied().collect();
+            s.samples = kept;
+        }
+    }
+
+    /// Number of values observed.
+    pub fn seen(&self) -> u64 {
+        self.stats.lock().map(|s| s.seen).unwrap_or(0)
+    }
+
+    /// The observed `[min, max]`, or `None` before any data.
+    pub fn min_max(&self) -> Option<(f32, f32)> {
+        let s = self.stats.lock().ok()?;
+        (s.seen > 0).then_some((s.min, s.max))
+    }
+
+    /// A symmetric range `[-p, p]` with p the `percentile`-th percentile of |x|.
+    pub fn percentile_range(&self, percentile: f64) -> Option<(f32, f32)> {
+        let s = self.stats.lock().ok()?;
+        if s.samples.is_empty() {
+            return None;
+        }
+        let mut v = s.samples.clone();
+        v.sort_by(f32::total_cmp);
+        let idx = (((percentile / 100.0) * (v.len() - 1) as f64).round() as usize).min(v.len() - 1);
+        let p = v[idx];
+        Some((-p, p))
+    }
+}
+
+/// Rows observed and the running `[d, d]` sum of xᵀx.
+type Gram = Option<(usize, Vec<f64>)>;
+
+/// Accumulates the Gram matrix Σ xᵀx of a Linear's inputs (over every token), the Hessian GPTQ
+/// needs.
+#[derive(Debug, Clone, Default)]
+pub struct GramObserver {
+    gram: Arc<Mutex<Gram>>,
+}
+
+impl GramObserver {
+    pub fn new() -> GramObserver {
+        GramObserver::default()
+    }
+
+    /// Adds xᵀx of a `[..., d]` input (computed on the tensor's device, accumulated in f64).
+    pub fn observe<const D: usize>(&self, x: &Tensor<D>) {
+        let dims = x.dims();
+        let d = dims[D - 1];
+        let n = dims.iter().product::<usize>() / d.max(1);
+        let flat: Tensor<2> = x.clone().detach().reshape([n, d]);
+        let g = flat.clone().transpose().matmul(flat);
+        let Ok(values) = g.into_data().convert::<f32>().try_into_vec::<f32>() else {
+            return;
+        };
+        let Ok(mut acc) = self.gram.lock() else { return };
+        let (count, sum) = acc.get_or_insert_with(|| (0, vec![0f64; d * d]));
+        if sum.len() != d * d {
+            return;
+        }
+        *count += n;
+        for (s, v) in sum.iter_mut().zip(values) {
+            *s += v as f64;
+        }
+    }
+
+    /// Rows observed so far and the accumulated `[d, d]` Gram matrix.
+    pub fn gram(&self) -> Option<(usize, Vec<f64>)> {
+        self.gram.lock().ok()?.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    #[test]
+    fn min_max_and_percentile_follow_the_data() {
+        let device = Device::flex();
+        let o = RangeObserver::new();
+        assert_eq!(o.min_max(), None);
+        let v: Vec<f32> = (0..1000).map(|i| i as f32 / 100.0 - 2.0).collect();
+        o.observe(&Tensor::<2>::from_data(TensorData::new(v, [10, 100]), &device));
+        o.observe(&Tensor::<1>::from_data(
+            TensorData::new(vec![-50.0f32, 3.0], [2]),
+            &device,
+        ));
+        assert_eq!(o.min_max(), Some((-50.0, 7.99)));
+        assert_eq!(o.seen(), 1002);
+        let (lo, hi) = o.percentile_range(50.0).unwrap();
+        assert!(hi > 2.0 && hi < 3.5 && lo == -hi, "{hi}");
+    }
+
+    #[test]
+    fn gram_accumulates_x_transpose_x_over_all_tokens() {
+        let device = Device::flex();
+        let g = GramObserver::new();
+        // Two tokens [1, 2] and [3, 4] → xᵀx = [[10, 14], [14, 20]], then once more.
+        let x = Tensor::<3>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0], [1, 2, 2]), &device);
+        g.observe(&x);
+        g.observe(&x);
+        assert_eq!(g.gram(), Some((4, vec![20.0, 28.0, 28.0, 40.0])));
+    }
+}

@@ -1,0 +1,79 @@
+//! The registry: config keys → techniques. `Registry::with_builtins()` holds Ember's; a user crate
+//! calls [`Registry::register`] with its own (explicit registration, no link-time magic).
+
+use std::sync::Arc;
+
+use ember_config::{Catalog, SiteKind};
+
+use crate::builtin::{ActivationQuantization, NotYet, WeightQuantization};
+use crate::technique::Technique;
+
+/// Techniques by config key.
+#[derive(Clone, Default)]
+pub struct Registry {
+    techniques: Vec<Arc<dyn Technique>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.techniques.iter().map(|t| t.key())).finish()
+    }
+}
+
+const TRAINING: &str = "it needs Ember's training loop, which is not built yet";
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Ember's built-in techniques.
+    pub fn with_builtins() -> Registry {
+        let mut r = Registry::new();
+        r.register(WeightQuantization);
+        r.register(ActivationQuantization);
+        r.register(NotYet {
+            key: "sparse_pruning",
+            accepts: &[SiteKind::Linear, SiteKind::Conv2d],
+            why: TRAINING,
+        });
+        r.register(NotYet {
+            key: "row_pruning",
+            accepts: &[SiteKind::Linear],
+            why: TRAINING,
+        });
+        r.register(NotYet {
+            key: "head_pruning",
+            accepts: &[SiteKind::Linear],
+            why: TRAINING,
+        });
+        r.register(NotYet {
+            key: "channel_pruning",
+            accepts: &[SiteKind::Conv2d],
+            why: "Ember's models have no Conv2d sites yet",
+        });
+        r
+    }
+
+    /// Adds (or replaces) the technique under its key.
+    pub fn register<T: Technique + 'static>(&mut self, technique: T) -> &mut Registry {
+        self.techniques.retain(|t| t.key() != technique.key());
+        self.techniques.push(Arc::new(technique));
+        self
+    }
+
+    /// The technique registered under `key`.
+    pub fn get(&self, key: &str) -> Option<&Arc<dyn Technique>> {
+        self.techniques.iter().find(|t| t.key() == key)
+    }
+
+    /// The config-side catalog of user techniques (their keys and schemas).
+    pub fn catalog(&self) -> Catalog {
+        let mut c = Catalog::builtin_only();
+        for spec in self.techniques.iter().filter_map(|t| t.config_spec()) {
+            c.add(spec);
+        }
+        c
+    }
+}

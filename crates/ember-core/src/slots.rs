@@ -1,0 +1,141 @@
+//! The compression slots a compressible block carries (DESIGN §4.1): what happens to its weight
+//! and to its input on every forward. Techniques fill the slots when they attach; the block's
+//! forward calls [`LinearSlots::weight`] and [`LinearSlots::input`] and knows nothing else.
+//!
+//! Order inside a linear layer (DESIGN §4.3): weight transforms (user techniques) → weight
+//! fake-quant → (masks: later) → input observer (calibration) → input activation quant → matmul.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+use crate::fake_quant::{ActQuant, WeightQuant};
+use crate::numerics::{self, Quantized};
+use crate::observer::{GramObserver, RangeObserver};
+
+/// A weight transformation registered by a user technique (low-rank, custom rounding…).
+pub trait WeightTransform: Debug + Send + Sync {
+    /// The transformed weight `[out, in]`; gradients should flow (use straight-through tricks).
+    fn apply(&self, weight: Tensor<2>) -> Tensor<2>;
+}
+
+/// Compression state of a Linear site. Empty by default: the block then computes exactly
+/// `x·Wᵀ + b`.
+#[derive(Module, Debug, Default)]
+pub struct LinearSlots {
+    /// User techniques' weight transforms, in attach order.
+    #[module(skip)]
+    pub transforms: Vec<Arc<dyn WeightTransform>>,
+    /// Weight fake quantization.
+    #[module(skip)]
+    pub weight_quant: Option<WeightQuant>,
+    /// Calibration: records the input's range (no effect on values).
+    #[module(skip)]
+    pub observer: Option<RangeObserver>,
+    /// Calibration for GPTQ rounding: accumulates the input Gram matrix; `precompute` then
+    /// quantizes the weight with GPTQ instead of round-to-nearest.
+    #[module(skip)]
+    pub gram: Option<GramObserver>,
+    /// The codes GPTQ chose (what clean packs), set by `precompute`.
+    #[module(skip)]
+    pub quantized: Option<Quantized>,
+    /// Input activation fake quantization.
+    #[module(skip)]
+    pub act_quant: Option<ActQuant>,
+    /// The transformed weight, precomputed by [`LinearSlots::precompute`] for inference.
+    #[module(skip)]
+    pub frozen: Option<Tensor<2>>,
+}
+
+impl LinearSlots {
+    /// Whether any slot is filled.
+    pub fn is_empty(&self) -> bool {
+        self.transforms.is_empty() && self.weight_quant.is_none() && self.observer.is_none() && self.act_quant.is_none()
+    }
+
+    /// The weight the matmul uses.
+    pub fn weight(&self, w: Tensor<2>) -> Tensor<2> {
+        if let Some(f) = &self.frozen {
+            return f.clone();
+        }
+        let w = self.transforms.iter().fold(w, |w, t| t.apply(w));
+        match &self.weight_quant {
+            Some(q) => q.apply(w),
+            None => w,
+        }
+    }
+
+    /// Precomputes the transformed weight so inference does not redo it on every forward
+    /// (post-training models whose weights no longer change). Training must not freeze.
+    pub fn precompute(&mut self, w: Tensor<2>) {
+        self.frozen = None;
+        if let (Some(q), Some((_, gram))) = (self.weight_quant, self.gram.as_ref().and_then(|g| g.gram())) {
+            let w = self.transforms.iter().fold(w.clone().detach(), |w, t| t.apply(w));
+            let [rows, cols] = w.dims();
+            let device = w.device();
+            if let Ok(values) = w.into_data().convert::<f32>().try_into_vec::<f32>()
+                && let Some(result) = numerics::gptq(&values, rows, cols, &gram, q.layout, q.scheme, q.numerics)
+            {
+                let deq = numerics::dequantize(&result);
+                self.frozen = Some(Tensor::from_data(
+                    burn::tensor::TensorData::new(deq, [rows, cols]),
+                    &device,
+                ));
+                self.quantized = Some(result);
+                self.gram = None;
+                return;
+            }
+        }
+        if !(self.transforms.is_empty() && self.weight_quant.is_none()) {
+            self.frozen = Some(self.weight(w.detach()));
+        }
+    }
+
+    /// The input the matmul uses.
+    pub fn input<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        if let Some(o) = &self.observer {
+            o.observe(&x);
+        }
+        if let Some(g) = &self.gram {
+            g.observe(&x);
+        }
+        match &self.act_quant {
+            Some(q) => q.apply(x),
+            None => x,
+        }
+    }
+}
+
+/// Compression state of an Embedding site (weight quantization only: DeepSpeed quantizes
+/// embeddings per token row and never their "input").
+#[derive(Module, Debug, Default)]
+pub struct EmbeddingSlots {
+    #[module(skip)]
+    pub weight_quant: Option<WeightQuant>,
+    /// The quantized table, precomputed by [`EmbeddingSlots::precompute`].
+    #[module(skip)]
+    pub frozen: Option<Tensor<2>>,
+}
+
+impl EmbeddingSlots {
+    /// Precomputes the quantized table for inference (see [`LinearSlots::precompute`]).
+    pub fn precompute(&mut self, w: Tensor<2>) {
+        self.frozen = None;
+        if self.weight_quant.is_some() {
+            self.frozen = Some(self.weight(w.detach()));
+        }
+    }
+
+    /// The table the lookup uses.
+    pub fn weight(&self, w: Tensor<2>) -> Tensor<2> {
+        if let Some(f) = &self.frozen {
+            return f.clone();
+        }
+        match &self.weight_quant {
+            Some(q) => q.apply(w),
+            None => w,
+        }
+    }
+}
