@@ -358,6 +358,14 @@ fn needs_training(cfg: &EmberConfig, errors: &mut Vec<ConfigError>) {
     if cfg.training.is_some() {
         return;
     }
+    for (pointer, why) in training_reasons(cfg) {
+        errors.push(ConfigError::invalid(pointer, format!("{why}, which needs training, but the config has no `training` section; add one (e.g. \"training\": {{\"steps\": 1000}})")));
+    }
+}
+
+/// Why a config needs Ember's training loop: `(JSON pointer, reason)` per technique that does.
+/// The plan's `needs_training` flag is this list being non-empty.
+pub(crate) fn training_reasons(cfg: &EmberConfig) -> Vec<(String, String)> {
     let ct = &cfg.compression_training;
     let mut reasons: Vec<(String, String)> = Vec::new();
     if let Some(t) = &ct.weight_quantization
@@ -436,9 +444,7 @@ fn needs_training(cfg: &EmberConfig, errors: &mut Vec<ConfigError>) {
             "distillation losses are minimised by training".into(),
         ));
     }
-    for (pointer, why) in reasons {
-        errors.push(ConfigError::invalid(pointer, format!("{why}, which needs training, but the config has no `training` section; add one (e.g. \"training\": {{\"steps\": 1000}})")));
-    }
+    reasons
 }
 
 fn groups<P>(g: &Option<BTreeMap<String, Group<P>>>) -> impl Iterator<Item = (&String, &Group<P>)> {

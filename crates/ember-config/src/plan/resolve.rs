@@ -653,32 +653,5 @@ fn dim(s: &Site, i: usize) -> String {
 }
 
 fn needs_training(cfg: &EmberConfig) -> bool {
-    let ct = &cfg.compression_training;
-    let wq = ct.weight_quantization.as_ref().is_some_and(|t| {
-        let s = &t.shared_parameters;
-        s.enabled && (s.schedule_offset > 0 || !s.quantize_weight_in_forward)
-    });
-    let offset = |enabled: bool, offset: u64| enabled && offset > 0;
-    let learned = |enabled: bool, m: PruningMethod| enabled && m != PruningMethod::L1;
-    wq || ct
-        .activation_quantization
-        .as_ref()
-        .is_some_and(|t| offset(t.shared_parameters.enabled, t.shared_parameters.schedule_offset))
-        || ct.sparse_pruning.as_ref().is_some_and(|t| {
-            offset(t.shared_parameters.enabled, t.shared_parameters.schedule_offset)
-                || learned(t.shared_parameters.enabled, t.shared_parameters.method)
-        })
-        || ct.row_pruning.as_ref().is_some_and(|t| {
-            offset(t.shared_parameters.enabled, t.shared_parameters.schedule_offset)
-                || learned(t.shared_parameters.enabled, t.shared_parameters.method)
-        })
-        || ct.head_pruning.as_ref().is_some_and(|t| {
-            offset(t.shared_parameters.enabled, t.shared_parameters.schedule_offset)
-                || learned(t.shared_parameters.enabled, t.shared_parameters.method)
-        })
-        || ct.channel_pruning.as_ref().is_some_and(|t| {
-            offset(t.shared_parameters.enabled, t.shared_parameters.schedule_offset)
-                || learned(t.shared_parameters.enabled, t.shared_parameters.method)
-        })
-        || cfg.distillation.as_ref().is_some_and(|d| !d.losses.is_empty())
+    !crate::validate::training_reasons(cfg).is_empty()
 }
