@@ -229,109 +229,91 @@ impl Resolver<'_> {
                 },
             );
         }
+        // The four pruning techniques differ only in what they accept and how the kept fraction
+        // becomes their params.
         if let Some(t) = ct
             .sparse_pruning
             .as_ref()
             .filter(|t| t.shared_parameters.enabled && t.different_groups.is_some())
         {
             let s = &t.shared_parameters;
+            let schedule = Schedule {
+                start: s.schedule_offset,
+                end: Some(s.schedule_offset_end.unwrap_or(s.schedule_offset)),
+            };
             let spec = TechniqueSpec {
                 key: "sparse_pruning",
                 accepts: &[SiteKind::Linear, SiteKind::Conv2d],
                 uses_related: false,
-                schedule: Schedule {
-                    start: s.schedule_offset,
-                    end: Some(s.schedule_offset_end.unwrap_or(s.schedule_offset)),
-                },
+                schedule,
             };
-            self.technique(
-                &spec,
-                t.different_groups.as_ref(),
-                sites,
-                model,
-                |g: &DenseRatioParams, _| {
-                    Params::Sparse(PrunePlan {
-                        method: s.method,
-                        dense_ratio: g.dense_ratio.unwrap_or(1.0),
-                    })
-                },
-            );
+            self.pruning(&spec, t.different_groups.as_ref(), sites, model, |dense_ratio| {
+                Params::Sparse(PrunePlan {
+                    method: s.method,
+                    dense_ratio,
+                })
+            });
         }
         if let Some(t) = ct.row_pruning.as_ref().filter(|t| t.shared_parameters.enabled) {
             let s = &t.shared_parameters;
+            let schedule = Schedule {
+                start: s.schedule_offset,
+                end: None,
+            };
             let spec = TechniqueSpec {
                 key: "row_pruning",
                 accepts: &[SiteKind::Linear],
                 uses_related: true,
-                schedule: Schedule {
-                    start: s.schedule_offset,
-                    end: None,
-                },
+                schedule,
             };
-            self.technique(
-                &spec,
-                t.different_groups.as_ref(),
-                sites,
-                model,
-                |g: &DenseRatioParams, _| {
-                    Params::Row(PrunePlan {
-                        method: s.method,
-                        dense_ratio: g.dense_ratio.unwrap_or(1.0),
-                    })
-                },
-            );
+            self.pruning(&spec, t.different_groups.as_ref(), sites, model, |dense_ratio| {
+                Params::Row(PrunePlan {
+                    method: s.method,
+                    dense_ratio,
+                })
+            });
         }
         if let Some(t) = ct.head_pruning.as_ref().filter(|t| t.shared_parameters.enabled) {
             let s = &t.shared_parameters;
+            let schedule = Schedule {
+                start: s.schedule_offset,
+                end: None,
+            };
             let spec = TechniqueSpec {
                 key: "head_pruning",
                 accepts: &[SiteKind::Linear],
                 uses_related: true,
-                schedule: Schedule {
-                    start: s.schedule_offset,
-                    end: None,
-                },
+                schedule,
             };
             let num_heads = s.num_heads.unwrap_or(1);
-            self.technique(
-                &spec,
-                t.different_groups.as_ref(),
-                sites,
-                model,
-                |g: &DenseRatioParams, _| {
-                    let ratio = g.dense_ratio.unwrap_or(1.0);
-                    Params::Head(HeadPrunePlan {
-                        method: s.method,
-                        dense_ratio: ratio,
-                        num_heads,
-                        kept_heads: kept(ratio, num_heads as usize) as u32,
-                    })
-                },
-            );
+            self.pruning(&spec, t.different_groups.as_ref(), sites, model, |dense_ratio| {
+                let kept_heads = kept(dense_ratio, num_heads as usize) as u32;
+                Params::Head(HeadPrunePlan {
+                    method: s.method,
+                    dense_ratio,
+                    num_heads,
+                    kept_heads,
+                })
+            });
         }
         if let Some(t) = ct.channel_pruning.as_ref().filter(|t| t.shared_parameters.enabled) {
             let s = &t.shared_parameters;
+            let schedule = Schedule {
+                start: s.schedule_offset,
+                end: None,
+            };
             let spec = TechniqueSpec {
                 key: "channel_pruning",
                 accepts: &[SiteKind::Conv2d],
                 uses_related: true,
-                schedule: Schedule {
-                    start: s.schedule_offset,
-                    end: None,
-                },
+                schedule,
             };
-            self.technique(
-                &spec,
-                t.different_groups.as_ref(),
-                sites,
-                model,
-                |g: &DenseRatioParams, _| {
-                    Params::Channel(PrunePlan {
-                        method: s.method,
-                        dense_ratio: g.dense_ratio.unwrap_or(1.0),
-                    })
-                },
-            );
+            self.pruning(&spec, t.different_groups.as_ref(), sites, model, |dense_ratio| {
+                Params::Channel(PrunePlan {
+                    method: s.method,
+                    dense_ratio,
+                })
+            });
         }
         if let Some(t) = ct
             .activation_quantization
@@ -395,6 +377,20 @@ impl Resolver<'_> {
                 Params::Custom(Value::Object(merged))
             });
         }
+    }
+
+    /// A pruning technique: its groups' `dense_ratio` (validated present) becomes `params`.
+    fn pruning(
+        &mut self,
+        spec: &TechniqueSpec,
+        groups: Option<&BTreeMap<String, Group<DenseRatioParams>>>,
+        sites: &[(Site, Option<String>)],
+        model: &str,
+        params: impl Fn(f64) -> Params,
+    ) {
+        self.technique(spec, groups, sites, model, |g: &DenseRatioParams, _| {
+            params(g.dense_ratio.unwrap_or(1.0))
+        });
     }
 
     fn technique<P>(
