@@ -119,6 +119,10 @@ pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<Compos
     }
 
     let assets = Assets::from_env()?.quiet(opts.quiet);
+    // A missing or empty calibration file is reported before the model is fetched or loaded.
+    if composer.needs_calibration(&plan) {
+        calibration_sentences(config, &assets)?;
+    }
     let loaded = load_model(&source, &assets)?;
     let teacher = if opts.eval { Some(teacher_for(&loaded)?.0) } else { None };
     let start = Instant::now();
@@ -222,10 +226,11 @@ pub fn calibration_sentences(config: &EmberConfig, assets: &Assets) -> Result<Ve
         .map(String::from)
         .collect();
     if sentences.is_empty() {
-        return Err(Error::Other(format!(
-            "calibration data {} has no sentences (one per line expected)",
-            path.display()
-        )));
+        let why = "calibration data has no sentences (one per line expected)";
+        return Err(Error::io(
+            &path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, why),
+        ));
     }
     Ok(sentences)
 }

@@ -99,3 +99,26 @@ fn schema_command_prints_the_checked_in_schema() {
     let checked_in = std::fs::read_to_string(root().join("schemas/ember.schema.json")).unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), checked_in);
 }
+
+#[test]
+fn a_missing_or_empty_calibration_file_is_reported_before_any_work() {
+    let dir = std::env::temp_dir().join(format!("ember-calib-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "\n  \n").unwrap();
+    let recipe = std::fs::read_to_string(root().join("configs/w8a8-static.json")).unwrap();
+    for (data, code, message) in [
+        (dir.join("missing.txt"), 4, "missing.txt"),
+        (empty.clone(), 4, "has no sentences (one per line expected)"),
+    ] {
+        let mut cfg: serde_json::Value = serde_json::from_str(&recipe).unwrap();
+        cfg["calibration"]["data"] = serde_json::Value::String(data.display().to_string());
+        let path = dir.join("cfg.json");
+        std::fs::write(&path, cfg.to_string()).unwrap();
+        let out = ember(&["compose", "--quiet", "--config", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert!(stderr.contains(message), "{stderr}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

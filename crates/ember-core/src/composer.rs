@@ -90,6 +90,14 @@ impl Composer {
             .ok_or_else(|| CoreError::NotSupported(format!("no technique is registered for `{key}`")))
     }
 
+    /// Whether composing `plan` will need calibration batches (static ranges, GPTQ).
+    pub fn needs_calibration(&self, plan: &Plan) -> bool {
+        plan.modules
+            .iter()
+            .flat_map(|m| &m.techniques)
+            .any(|a| self.registry.get(&a.technique).is_some_and(|t| t.needs_calibration(a)))
+    }
+
     /// Every reason the plan cannot run yet, reported together ("not supported yet: …").
     pub fn check_supported(&self, config: &EmberConfig, plan: &Plan) -> Result<(), CoreError> {
         let mut reasons: Vec<String> = Vec::new();
