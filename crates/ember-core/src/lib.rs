@@ -14,7 +14,7 @@ pub mod builtin;
 pub mod composer;
 mod error;
 pub mod fake_quant;
-pub mod numerics;
+pub use ember_numerics as numerics;
 pub mod observer;
 pub mod registry;
 pub mod reparam;

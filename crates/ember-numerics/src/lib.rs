@@ -127,22 +127,44 @@ pub fn quantize(
 /// The float values the codes stand for.
 pub fn dequantize(q: &Quantized) -> Vec<f32> {
     let mut out = vec![0f32; q.codes.len()];
-    let grid = match q.scheme {
-        Scheme::Float(f) => Some(MiniFloat::of(f)),
-        _ => None,
-    };
+    let grid = q.grid();
     for (g, group) in group_ranges(q.rows, q.cols, q.layout).into_iter().enumerate() {
         let s = q.scales[g];
+        let z = q.zeros.get(g).copied().unwrap_or(0.0);
         for i in group {
-            let c = q.codes[i];
-            out[i] = match (q.scheme, &grid) {
-                (Scheme::Asymmetric { .. }, _) => int::asymmetric_value(c, s, q.zeros[g], q.numerics),
-                (Scheme::Float(_), Some(grid)) => grid.value(c as u8) * s,
-                _ => c as f32 * s,
-            };
+            out[i] = code_value(q.scheme, q.numerics, grid.as_ref(), q.codes[i], s, z);
         }
     }
     out
+}
+
+/// The value of one code with its group's scale (α) and zero point: the one formula every
+/// dequantizer (fake quantization, the artifact reader, the runtime's embedding lookup) uses.
+/// `grid` is the scheme's [`MiniFloat`] for float schemes (see [`Quantized::grid`]).
+#[inline]
+pub fn code_value(
+    scheme: Scheme,
+    numerics: Numerics,
+    grid: Option<&MiniFloat>,
+    code: i32,
+    scale: f32,
+    zero: f32,
+) -> f32 {
+    match (scheme, grid) {
+        (Scheme::Asymmetric { .. }, _) => int::asymmetric_value(code, scale, zero, numerics),
+        (Scheme::Float(_), Some(grid)) => grid.value(code as u8) * scale,
+        _ => code as f32 * scale,
+    }
+}
+
+impl Quantized {
+    /// The minifloat grid of a float scheme (`None` for integer schemes).
+    pub fn grid(&self) -> Option<MiniFloat> {
+        match self.scheme {
+            Scheme::Float(f) => Some(MiniFloat::of(f)),
+            _ => None,
+        }
+    }
 }
 
 /// `dequantize(quantize(w))`: what the composed model computes with.

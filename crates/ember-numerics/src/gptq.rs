@@ -189,7 +189,7 @@ fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::numerics::{dequantize, quantize};
+    use crate::{dequantize, quantize};
 
     #[test]
     fn upper_factor_of_the_inverse_is_right() {

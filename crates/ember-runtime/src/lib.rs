@@ -1,0 +1,17 @@
+//! `ember-runtime`: the compressed model as plain data ([`CompressedModel`]), its packed storage
+//! ([`QuantTensor`]), the conversion into `ember-kernels` formats ([`packed`]), and the CPU engine.
+//!
+//! No tensor framework here: `clean` (in `ember-models`) turns a composed burn model into a
+//! [`CompressedModel`]; this crate stores and runs it.
+
+pub mod error;
+pub mod model;
+pub mod packed;
+pub mod quant_tensor;
+
+pub use error::{Result, RuntimeError};
+pub use model::{
+    ActRange, ActSpec, Architecture, CompressedModel, Embeddings, Layer, LayerArch, LayerNormParams, Linear, Meta,
+    Pooling, Weight,
+};
+pub use quant_tensor::{QuantTensor, Zeros};
