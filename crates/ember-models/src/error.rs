@@ -6,6 +6,10 @@ use std::path::PathBuf;
 /// Anything `ember-models` can fail with. Model files are user input: none of these is a panic.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Clean could not turn the composed model into a compressed one.
+    #[error("clean: {0}")]
+    Clean(String),
+
     /// A file the model needs does not exist.
     #[error(
         "{path}: file not found ({what}); expected a model directory with config.json, model.safetensors and tokenizer.json"

@@ -26,6 +26,7 @@
 pub mod assets;
 pub mod bert;
 pub mod blocks;
+pub mod clean;
 mod compress;
 mod error;
 pub mod loader;
@@ -33,6 +34,7 @@ mod sentence;
 mod tokenizer;
 
 pub use bert::{Bert, BertConfig, EncoderOutput, LayerDims};
+pub use clean::{CleanOptions, StructuralPrune, clean};
 pub use error::{Error, Result};
 pub use sentence::SentenceEncoder;
 pub use tokenizer::{Batch, DEFAULT_MAX_LENGTH, Encoded, Tokenizer};

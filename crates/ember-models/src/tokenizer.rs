@@ -55,15 +55,28 @@ impl Tokenizer {
                 what: "tokenizer.json",
             });
         }
-        let mut inner =
+        let inner =
             tokenizers::Tokenizer::from_file(path).map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        Tokenizer::configure(inner, max_length, &path.display().to_string())
+    }
+
+    /// Loads a tokenizer from the text of a `tokenizer.json` (e.g. the one embedded in a `.ember`
+    /// artifact); `origin` names where it came from in errors.
+    pub fn from_json(json: &str, max_length: usize, origin: &str) -> Result<Tokenizer> {
+        let inner: tokenizers::Tokenizer = json
+            .parse()
+            .map_err(|e| Error::Tokenizer(format!("{origin}: embedded tokenizer: {e}")))?;
+        Tokenizer::configure(inner, max_length, origin)
+    }
+
+    fn configure(mut inner: tokenizers::Tokenizer, max_length: usize, origin: &str) -> Result<Tokenizer> {
         inner.with_padding(None);
         inner
             .with_truncation(Some(TruncationParams {
                 max_length,
                 ..Default::default()
             }))
-            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::Tokenizer(format!("{origin}: {e}")))?;
         Ok(Tokenizer { inner, max_length })
     }
 
