@@ -1,7 +1,7 @@
 //! The compose pipeline as a library call (the `compose` example and `ember compose` both use it):
-//! config → validated config → plan → load the model → attach techniques → calibrate → evaluate.
-//! Writing the cleaned `.ember` artifact lands with the artifact issue; until then `--out` is
-//! refused up front with "not supported yet".
+//! config → validated config → plan → load the model → attach techniques → calibrate → clean →
+//! measure the cleaned model on Ember's CPU engine → write the `.ember` artifact (with `out`) →
+//! evaluate (with `eval`: the artifact when one is written, else the composed model).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -9,10 +9,12 @@ use std::time::Instant;
 use ember_config::{EmberConfig, Inventory, ParsedConfig, Plan};
 use ember_core::{Composer, Registry};
 use ember_models::assets::Assets;
-use ember_models::{SentenceEncoder, Tokenizer};
+use ember_models::{CleanOptions, SentenceEncoder, Tokenizer, clean};
+use ember_runtime::Meta;
 
 use crate::Error;
-use crate::eval::{EvalData, EvalReport, LoadedModel, evaluate, load_model, teacher_for};
+use crate::eval::{EvalData, EvalReport, LoadedModel, ReferenceEmbeddings, evaluate, load_model, teacher_for};
+use crate::runner::{DeviceKind, Runner};
 use crate::events::Events;
 
 /// What to compose.
@@ -41,6 +43,8 @@ pub struct ComposeOutcome {
     pub eval: Option<EvalReport>,
     /// Seconds spent attaching and calibrating (model loading excluded).
     pub compose_seconds: f64,
+    /// The artifact written, with `out` (or the config's `export.path`).
+    pub artifact: Option<ArtifactSummary>,
 }
 
 /// The techniques this build knows: Ember's built-ins. A user crate builds its own registry and
@@ -103,19 +107,17 @@ pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<Compos
             warnings,
             eval: None,
             compose_seconds: 0.0,
+            artifact: None,
         });
     }
     // Refuse what cannot run before fetching or loading anything.
     composer.check_supported(config, &plan)?;
-    if let Some(out) = opts
+    let out = opts
         .out
         .clone()
-        .or_else(|| config.export.as_ref().map(|e| PathBuf::from(&e.path)))
-    {
-        return Err(Error::NotSupported(format!(
-            "writing {}: cleaning into packed storage and the .ember artifact are not built yet (compose --eval measures the composed model)",
-            out.display()
-        )));
+        .or_else(|| config.export.as_ref().map(|e| PathBuf::from(&e.path)));
+    if let Some(out) = &out {
+        check_writable_parent(out)?;
     }
 
     let assets = Assets::from_env()?.quiet(opts.quiet);
@@ -124,20 +126,25 @@ pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<Compos
         calibration_sentences(config, &assets)?;
     }
     let loaded = load_model(&source, &assets)?;
-    let teacher = if opts.eval { Some(teacher_for(&loaded)?.0) } else { None };
+    let dir = loaded.dir.clone();
+    let teacher = if opts.eval || out.is_some() {
+        Some(teacher_for(&loaded)?.0)
+    } else {
+        None
+    };
     let start = Instant::now();
     let encoder = compose_encoder(&composer, config, loaded, &assets, opts.quiet, &mut events)?;
     let compose_seconds = start.elapsed().as_secs_f64();
 
     let mut eval = None;
-    if let Some(teacher) = teacher {
-        let data = EvalData::load(&assets)?;
-        let bar = crate::cli::embed::progress_bar(0, "evaluating", opts.quiet);
-        let report = evaluate(&encoder, &teacher, &data, &mut |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        })?;
-        bar.finish_and_clear();
+    let mut artifact = None;
+    if let (Some(out), Some(teacher)) = (&out, &teacher) {
+        let written = write_artifact(&encoder, config, &dir, out, teacher, opts, compose_seconds, &assets)?;
+        events.emit("artifact", &serde_json::to_value(&written).unwrap_or_default())?;
+        eval = written.eval.clone();
+        artifact = Some(written);
+    } else if let Some(teacher) = &teacher {
+        let report = run_eval(&encoder, teacher, &assets, opts.quiet)?;
         events.emit("eval", &serde_json::to_value(&report).unwrap_or_default())?;
         eval = Some(report);
     }
@@ -146,7 +153,141 @@ pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<Compos
         warnings,
         eval,
         compose_seconds,
+        artifact,
     })
+}
+
+/// What `compose --out` wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ArtifactSummary {
+    pub path: PathBuf,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Fidelity of the artifact run by Ember's CPU engine (64 reference sentences).
+    pub cos_mean: f64,
+    pub cos_min: f64,
+    /// Kernel per Linear module, as the CPU engine runs it.
+    pub kernels: Vec<(String, String)>,
+    /// The full evaluation of the artifact, with `--eval`.
+    pub eval: Option<EvalReport>,
+    /// Peak resident memory of the process while composing and cleaning, MB.
+    pub peak_rss_mb: f64,
+}
+
+/// Cleans the composed model, measures the cleaned model on Ember's CPU engine, and writes the
+/// artifact with those figures in its manifest.
+#[allow(clippy::too_many_arguments)]
+fn write_artifact(
+    encoder: &SentenceEncoder,
+    config: &EmberConfig,
+    model_dir: &Path,
+    out: &Path,
+    teacher: &ReferenceEmbeddings,
+    opts: &ComposeOptions,
+    compose_seconds: f64,
+    assets: &Assets,
+) -> Result<ArtifactSummary, Error> {
+    let tokenizer_path = model_dir.join("tokenizer.json");
+    let tokenizer = std::fs::read_to_string(&tokenizer_path).map_err(|e| Error::io(&tokenizer_path, e))?;
+    let mut cleaned = clean(
+        &encoder.model,
+        &CleanOptions {
+            tokenizer: Some(tokenizer),
+            max_seq_length: Some(encoder.tokenizer.max_length()),
+            meta: Meta {
+                ember_version: env!("CARGO_PKG_VERSION").to_string(),
+                config: serde_json::to_value(config).map_err(|e| Error::Other(e.to_string()))?,
+                figures: serde_json::Map::new(),
+            },
+            prune: Default::default(),
+        },
+    )?;
+    let runner = Runner::from_compressed(&cleaned, &out.display().to_string(), DeviceKind::Cpu, None)?;
+    let got = runner.embed_with_progress(&teacher.texts, 32, |_| {})?;
+    let cos: Vec<f64> = got
+        .iter()
+        .zip(&teacher.embeddings)
+        .map(|(a, b)| crate::eval::metrics::cosine(a, b))
+        .collect();
+    let cos_mean = cos.iter().sum::<f64>() / cos.len().max(1) as f64;
+    let cos_min = cos.iter().copied().fold(f64::INFINITY, f64::min);
+    let eval = if opts.eval {
+        Some(run_eval(&runner, teacher, assets, opts.quiet)?)
+    } else {
+        None
+    };
+    let kernels = match &runner.backend {
+        crate::runner::Backend::Cpu { engine, .. } => engine
+            .kernels()
+            .iter()
+            .map(|k| (k.name.clone(), k.kernel.clone()))
+            .collect(),
+        crate::runner::Backend::Burn(_) => Vec::new(),
+    };
+    let peak_rss_mb = crate::cli::bench::peak_rss_mb();
+    let figures = &mut cleaned.meta.figures;
+    figures.insert("cos_mean".into(), cos_mean.into());
+    figures.insert("cos_min".into(), cos_min.into());
+    figures.insert("compose_seconds".into(), compose_seconds.into());
+    figures.insert("compose_peak_rss_mb".into(), peak_rss_mb.into());
+    if let Some(report) = &eval
+        && let Ok(serde_json::Value::Object(map)) = serde_json::to_value(report)
+    {
+        figures.extend(map);
+    }
+    let report = ember_runtime::artifact::write(&cleaned, out)?;
+    Ok(ArtifactSummary {
+        path: out.to_path_buf(),
+        bytes: report.bytes,
+        cos_mean,
+        cos_min,
+        kernels,
+        eval,
+        peak_rss_mb,
+    })
+}
+
+fn run_eval(
+    model: &dyn crate::eval::Embedder,
+    teacher: &ReferenceEmbeddings,
+    assets: &Assets,
+    quiet: bool,
+) -> Result<EvalReport, Error> {
+    let data = EvalData::load(assets)?;
+    let bar = crate::cli::embed::progress_bar(0, "evaluating", quiet);
+    let report = evaluate(model, teacher, &data, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+/// Fails before any work when the artifact's directory does not exist.
+fn check_writable_parent(out: &Path) -> Result<(), Error> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(Error::io(
+            out,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("directory {} does not exist; create it first", parent.display()),
+            ),
+        ));
+    }
+    if out.is_dir() {
+        return Err(Error::io(
+            out,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "is a directory; give a file name such as model.ember",
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Attaches `config`'s techniques to a loaded model, calibrates it when a static range needs it,

@@ -23,6 +23,10 @@ pub enum Error {
     /// unknown model name, pip offline…); the message says which and what to do.
     #[error("{0}")]
     Model(#[from] ember_models::Error),
+    /// A `.ember` artifact or the compressed-model runtime failed (corrupt or truncated file,
+    /// bad input to the engine).
+    #[error("{0}")]
+    Runtime(#[from] ember_runtime::RuntimeError),
     /// Any other user-facing failure, already phrased for the user.
     #[error("{0}")]
     Other(String),
@@ -38,6 +42,8 @@ impl Error {
             Error::Io { .. } => 4,
             Error::Model(ember_models::Error::NotSupported(_)) => 3,
             Error::Model(_) => 4,
+            Error::Runtime(ember_runtime::RuntimeError::Input(_)) => 1,
+            Error::Runtime(_) => 4,
             Error::Other(_) => 1,
         }
     }

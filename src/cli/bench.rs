@@ -1,6 +1,8 @@
 //! `ember bench`: latency (batch 1) and throughput (batch B) of a model's forward pass at a fixed
-//! sequence length, medians over repeats after warmup, peak memory, and optionally onnxruntime
-//! timed on the same inputs in the same invocation (`--peer ort`).
+//! sequence length, medians over repeats after warmup, peak memory and load time, side by side in
+//! one run: the model under test (e.g. a `.ember` artifact on Ember's CPU engine), Ember fp32 (the
+//! same engine on the uncompressed source model: the baseline of every ratio), burn-flex fp32,
+//! and optionally onnxruntime fp32 and dynamic int8 on the same inputs (`--peer ort`).
 //!
 //! Inputs are real token sequences that need no tokenizer, built exactly as
 //! `scripts/peer_ort.py`'s default: row r is the 64 reference sentences' ids (without
@@ -15,9 +17,12 @@ use ember_models::Batch;
 use ember_models::assets::Assets;
 use serde::Serialize;
 
+use ember_models::{CleanOptions, clean};
+
 use crate::Error;
 use crate::eval::data::reference_token_ids;
 use crate::eval::load_model;
+use crate::runner::{DeviceKind, Runner, is_artifact};
 
 const CLS: i64 = 101;
 const SEP: i64 = 102;
@@ -25,9 +30,12 @@ const SEP: i64 = 102;
 /// Arguments of `ember bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Model: a known name (`minilm-l6`) or an HF model directory.
+    /// Model: a known name (`minilm-l6`), an HF model directory, or a `.ember` artifact.
     #[arg(long)]
     pub model: String,
+    /// Where the model under test runs: `cpu` (Ember's engine), `flex`, `wgpu`, `cuda`.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
     /// Sentences per batch for the throughput row.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
@@ -40,11 +48,14 @@ pub struct BenchArgs {
     /// Timed repetitions per row (after warmup); medians are reported.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub repeats: u64,
+    /// Skip the burn-flex fp32 row (slow; reported for reference).
+    #[arg(long)]
+    pub no_burn: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Also time a peer runtime on the same inputs (`ort`: onnxruntime fp32 through
-    /// `scripts/peer_ort.sh`, which must be able to run `bench --variant fp32`).
+    /// Also time a peer runtime on the same inputs (`ort`: onnxruntime fp32 and dynamic int8
+    /// per-channel through `scripts/peer_ort.sh`).
     #[arg(long, value_enum)]
     pub peer: Option<Peer>,
 }
@@ -52,14 +63,14 @@ pub struct BenchArgs {
 /// Peer runtimes `ember bench` can time next to Ember.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Peer {
-    /// onnxruntime fp32 (`scripts/peer_ort.sh bench --variant fp32`).
+    /// onnxruntime fp32 and int8 (`scripts/peer_ort.sh bench --variant …`).
     Ort,
 }
 
 /// One engine's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct EngineRow {
-    /// What ran (`ember fp32 (burn-flex)`, `onnxruntime 1.32.0 fp32`).
+    /// What ran (`ember-cpu fp32`, `ember-cpu w8a8.ember`, `burn-flex fp32`, `onnxruntime 1.23 int8-per-channel`).
     pub engine: String,
     /// Median latency of a `[1, seq]` forward, ms.
     pub latency_ms: f64,
@@ -67,8 +78,11 @@ pub struct EngineRow {
     pub batch_ms: f64,
     /// `batch / batch_ms`, sentences per second.
     pub sentences_per_s: f64,
-    /// Peak resident memory of the process, MB (VmHWM / ru_maxrss).
+    /// Peak resident memory of the process after this row, MB (VmHWM / ru_maxrss). Ember's rows
+    /// run smallest model first, so each figure is that row's own peak.
     pub peak_rss_mb: f64,
+    /// Seconds to load the model (read + prepare), when measured.
+    pub load_s: Option<f64>,
 }
 
 /// The whole report.
@@ -79,9 +93,11 @@ pub struct BenchReport {
     pub seq: usize,
     pub threads: usize,
     pub repeats: usize,
-    pub ember: EngineRow,
-    pub peer: Option<EngineRow>,
-    /// Why the peer row is missing, when it was asked for.
+    /// Every engine timed, in run order; ratios are taken against `baseline` (Ember fp32).
+    pub rows: Vec<EngineRow>,
+    /// Index into `rows` of Ember's own fp32 engine.
+    pub baseline: Option<usize>,
+    /// Why a peer row is missing, when one was asked for.
     pub peer_error: Option<String>,
 }
 
@@ -92,34 +108,46 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<(), Error> {
         .threads
         .map(|t| t as usize)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let rows = bench_rows(batch, seq)?;
-    // The peer runs first: a child inherits the parent's peak RSS (ru_maxrss survives fork and
-    // exec), so spawning it after loading Ember's model would report Ember's memory as the peer's.
-    let (peer, peer_error) = match args.peer {
-        None => (None, None),
-        Some(Peer::Ort) if args.model != "minilm-l6" => {
-            let reason = "the onnxruntime peer runs all-MiniLM-L6-v2 only (--model minilm-l6)".to_string();
-            eprintln!("peer onnxruntime skipped: {reason}");
-            (None, Some(reason))
-        }
-        Some(Peer::Ort) => match ort_row(&rows, seq, threads, repeats) {
-            Ok(row) => (Some(row), None),
-            Err(reason) => {
-                eprintln!("peer onnxruntime skipped: {reason}");
-                (None, Some(reason))
-            }
-        },
-    };
+    let ids = bench_rows(batch, seq)?;
     let assets = Assets::from_env()?.quiet(quiet);
-    let model = load_model(&args.model, &assets)?;
+    let artifact = is_artifact(&args.model);
+    let source = if artifact {
+        ember_runtime::artifact::read_manifest(Path::new(&args.model))?
+            .architecture
+            .name
+            .clone()
+    } else {
+        args.model.clone()
+    };
+    let mut rows = Vec::new();
+    let mut peer_error = None;
+    // The peers run first: a child inherits the parent's peak RSS (ru_maxrss survives fork and
+    // exec), so spawning them after loading Ember's models would report Ember's memory as theirs.
+    if let Some(Peer::Ort) = args.peer {
+        if source != ember_models::assets::MINILM_L6.key {
+            let reason = "the onnxruntime peer runs all-MiniLM-L6-v2 only".to_string();
+            eprintln!("peer onnxruntime skipped: {reason}");
+            peer_error = Some(reason);
+        } else {
+            for variant in ["fp32", "int8-per-channel"] {
+                match ort_row(&ids, seq, threads, repeats, variant) {
+                    Ok(row) => rows.push(row),
+                    Err(reason) => {
+                        eprintln!("peer onnxruntime {variant} skipped: {reason}");
+                        peer_error = Some(reason);
+                    }
+                }
+            }
+        }
+    }
     let single = Batch {
-        input_ids: rows[0].clone(),
+        input_ids: ids[0].clone(),
         attention_mask: vec![1; seq],
         batch: 1,
         seq,
     };
     let full = Batch {
-        input_ids: rows.concat(),
+        input_ids: ids.concat(),
         attention_mask: vec![1; batch * seq],
         batch,
         seq,
@@ -128,40 +156,81 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<(), Error> {
         .num_threads(threads)
         .build()
         .map_err(|e| Error::Other(format!("cannot start {threads} threads: {e}")))?;
-    let bar = super::embed::progress_bar((2 * (repeats + 1)) as u64, "benchmarking", quiet);
-    let time = |b: &Batch, warmup: usize| -> Result<f64, Error> {
-        pool.install(|| {
-            let mut times = Vec::with_capacity(repeats);
-            for i in 0..warmup + repeats {
-                let start = Instant::now();
-                let out = model.encoder.model.encode(b, &model.encoder.device)?;
-                let _ = out.embedding.into_data();
-                if i >= warmup {
-                    times.push(start.elapsed().as_secs_f64() * 1e3);
-                    bar.inc(1);
+    let n_rows = 1 + usize::from(artifact) + usize::from(!args.no_burn);
+    let bar = super::embed::progress_bar((n_rows * 2 * repeats) as u64, "benchmarking", quiet);
+    let time_runner = |runner: &Runner, label: String| -> Result<EngineRow, Error> {
+        let time = |b: &Batch, warmup: usize| -> Result<f64, Error> {
+            pool.install(|| {
+                let mut times = Vec::with_capacity(repeats);
+                for i in 0..warmup + repeats {
+                    let start = Instant::now();
+                    let out = runner.forward(b)?;
+                    std::hint::black_box(out);
+                    if i >= warmup {
+                        times.push(start.elapsed().as_secs_f64() * 1e3);
+                        bar.inc(1);
+                    }
                 }
-            }
-            Ok(median(&mut times))
+                Ok(median(&mut times))
+            })
+        };
+        let latency_ms = time(&single, 2)?;
+        let batch_ms = time(&full, 1)?;
+        Ok(EngineRow {
+            engine: label,
+            latency_ms,
+            batch_ms,
+            sentences_per_s: batch as f64 / (batch_ms / 1e3),
+            peak_rss_mb: peak_rss_mb(),
+            load_s: Some(runner.load_seconds),
         })
     };
-    let latency_ms = time(&single, 2)?;
-    let batch_ms = time(&full, 1)?;
-    bar.finish_and_clear();
-    let ember = EngineRow {
-        engine: "ember fp32 (burn-flex)".to_string(),
-        latency_ms,
-        batch_ms,
-        sentences_per_s: batch as f64 / (batch_ms / 1e3),
-        peak_rss_mb: peak_rss_mb(),
+    // Smallest model first, so each row's peak memory is its own.
+    if artifact {
+        let runner = Runner::open(&args.model, args.device, Some(threads), &assets)?;
+        let label = format!("{} {}", runner.engine_name, runner.name);
+        rows.push(time_runner(&runner, label)?);
+    }
+    let baseline = {
+        // Ember fp32: the same CPU engine on the uncompressed source model (DESIGN §8).
+        let loaded = load_model(&source, &assets)?;
+        let start = Instant::now();
+        let fp32 = clean(&loaded.encoder.model, &CleanOptions {
+            tokenizer: Some(read_tokenizer(&loaded.dir)?),
+            max_seq_length: Some(loaded.encoder.tokenizer.max_length()),
+            ..Default::default()
+        })?;
+        let device = if artifact { DeviceKind::Cpu } else { args.device };
+        let mut runner = Runner::from_compressed(&fp32, &source, device, Some(threads))?;
+        runner.load_seconds = start.elapsed().as_secs_f64();
+        let label = format!("{} fp32", runner.engine_name);
+        rows.push(time_runner(&runner, label)?);
+        let baseline = rows.len() - 1;
+        if !args.no_burn {
+            let runner = Runner {
+                name: loaded.name.clone(),
+                source: loaded.name.clone(),
+                engine_name: "burn-flex".into(),
+                backend: crate::runner::Backend::Burn(loaded.encoder),
+                artifact: None,
+                loaded_dir: Some(loaded.dir.clone()),
+                load_seconds: f64::NAN,
+            };
+            let mut row = time_runner(&runner, "burn-flex fp32".into())?;
+            row.load_s = None;
+            rows.push(row);
+        }
+        baseline
     };
+    bar.finish_and_clear();
     let report = BenchReport {
-        model: model.name,
+        model: args.model.clone(),
         batch,
         seq,
         threads,
         repeats,
-        ember,
-        peer,
+        rows,
+        baseline: Some(baseline),
         peer_error,
     };
     if args.json {
@@ -173,6 +242,11 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<(), Error> {
         print!("{}", table(&report));
     }
     Ok(())
+}
+
+fn read_tokenizer(dir: &Path) -> Result<String, Error> {
+    let path = dir.join("tokenizer.json");
+    std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))
 }
 
 /// The benchmark's `[batch, seq]` token rows (see the module docs).
@@ -216,7 +290,7 @@ fn median(times: &mut [f64]) -> f64 {
 }
 
 /// Peak resident set size of this process in MB (`VmHWM` in `/proc/self/status`; NaN elsewhere).
-fn peak_rss_mb() -> f64 {
+pub(crate) fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -228,8 +302,9 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// Times onnxruntime fp32 on the same rows: batch 1 (first row) and the full batch.
-fn ort_row(rows: &[Vec<i64>], seq: usize, threads: usize, repeats: usize) -> Result<EngineRow, String> {
+/// Times an onnxruntime variant (`fp32`, `int8-per-channel`) on the same rows: batch 1 (first
+/// row) and the full batch.
+fn ort_row(rows: &[Vec<i64>], seq: usize, threads: usize, repeats: usize, variant: &str) -> Result<EngineRow, String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/peer_ort.sh");
     if !script.is_file() {
         return Err(format!("{} not found", script.display()));
@@ -242,7 +317,7 @@ fn ort_row(rows: &[Vec<i64>], seq: usize, threads: usize, repeats: usize) -> Res
         std::fs::write(&ids_file, ids.to_string()).map_err(|e| format!("{}: {e}", ids_file.display()))?;
         let output = Command::new("bash")
             .arg(&script)
-            .args(["bench", "--variant", "fp32", "--json"])
+            .args(["bench", "--variant", variant, "--json"])
             .args(["--threads", &threads.to_string(), "--repeats", &repeats.to_string()])
             .arg("--ids-file")
             .arg(&ids_file)
@@ -279,11 +354,12 @@ fn ort_row(rows: &[Vec<i64>], seq: usize, threads: usize, repeats: usize) -> Res
         let field = |v: &serde_json::Value, k: &str| v[k].as_f64().ok_or_else(|| format!("peer output lacks `{k}`"));
         let runtime = full["runtime"].as_str().unwrap_or("onnxruntime").to_string();
         Ok(EngineRow {
-            engine: format!("{runtime} fp32"),
+            engine: format!("{runtime} {variant}"),
             latency_ms: field(&one, "median_ms")?,
             batch_ms: field(&full, "median_ms")?,
             sentences_per_s: field(&full, "sentences_per_s")?,
             peak_rss_mb: field(&full, "peak_rss_mb")?,
+            load_s: None,
         })
     })();
     let _ = std::fs::remove_dir_all(&dir);
@@ -292,32 +368,37 @@ fn ort_row(rows: &[Vec<i64>], seq: usize, threads: usize, repeats: usize) -> Res
 
 fn table(r: &BenchReport) -> String {
     let mut out = format!(
-        "{} fp32 forward, seq {}, {} thread(s), median of {} repeats\n{:<28} {:>16} {:>22} {:>14}\n",
+        "{}: forward, seq {}, {} thread(s), median of {} repeats\n{:<40} {:>12} {:>16} {:>10} {:>10} {:>9} {:>8}\n",
         r.model,
         r.seq,
         r.threads,
         r.repeats,
         "engine",
-        "1×seq latency ms",
-        format!("{}×seq sentences/s", r.batch),
-        "peak RSS MB"
+        "1×seq ms",
+        format!("{}×seq sent/s", r.batch),
+        "vs fp32",
+        "vs ort i8",
+        "peak MB",
+        "load s"
     );
-    let mut row = |e: &EngineRow| {
-        out += &format!(
-            "{:<28} {:>16.2} {:>22.2} {:>14.0}\n",
-            e.engine, e.latency_ms, e.sentences_per_s, e.peak_rss_mb
-        );
+    let base = r.baseline.map(|i| &r.rows[i]);
+    let ort8 = r.rows.iter().find(|e| e.engine.ends_with("int8-per-channel"));
+    let ratio = |e: &EngineRow, b: Option<&EngineRow>| {
+        b.map_or("—".to_string(), |b| format!("{:.2}×", e.sentences_per_s / b.sentences_per_s))
     };
-    row(&r.ember);
-    if let Some(p) = &r.peer {
-        row(p);
+    for e in &r.rows {
         out += &format!(
-            "{:<28} {:>16.2} {:>22.2}\n",
-            "ratio ember / peer",
-            r.ember.latency_ms / p.latency_ms,
-            r.ember.sentences_per_s / p.sentences_per_s
+            "{:<40} {:>12.2} {:>16.2} {:>10} {:>10} {:>9.0} {:>8}\n",
+            e.engine,
+            e.latency_ms,
+            e.sentences_per_s,
+            ratio(e, base),
+            ratio(e, ort8),
+            e.peak_rss_mb,
+            e.load_s.map_or("—".to_string(), |s| format!("{s:.2}"))
         );
     }
+    out += "ratios are throughput (sentences/s) at the batch size; latency is batch 1\n";
     out
 }
 

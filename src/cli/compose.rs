@@ -1,6 +1,7 @@
 //! `ember compose` / `ember plan`: the main job. Prints the plan, loads the model, attaches the
-//! techniques, calibrates, and with `--eval` reports the composed model's quality. Whatever cannot
-//! run yet (training-time techniques, the artifact) stops with "not supported yet" before any work.
+//! techniques, calibrates, cleans and writes the `.ember` artifact (`--out`), and with `--eval`
+//! reports the quality. Whatever cannot run yet (training-time techniques) stops with "not
+//! supported yet" before any work.
 
 use std::path::PathBuf;
 
@@ -54,7 +55,7 @@ pub fn run(args: &ComposeArgs, quiet: bool) -> Result<(), Error> {
     }
     let outcome = compose(&opts)?;
     if args.json {
-        let value = serde_json::json!({ "plan": outcome.plan, "eval": outcome.eval, "compose_seconds": outcome.compose_seconds });
+        let value = serde_json::json!({ "plan": outcome.plan, "eval": outcome.eval, "compose_seconds": outcome.compose_seconds, "artifact": outcome.artifact });
         println!(
             "{}",
             serde_json::to_string_pretty(if args.dry_run { &value["plan"] } else { &value })
@@ -68,6 +69,16 @@ pub fn run(args: &ComposeArgs, quiet: bool) -> Result<(), Error> {
     }
     if !args.dry_run && !args.json {
         println!("composed in {:.1} s (attach + calibration)", outcome.compose_seconds);
+        if let Some(a) = &outcome.artifact {
+            println!(
+                "wrote {} ({:.2} MB); on Ember's CPU engine: cos vs fp32 mean {:.4}, min {:.4}; peak memory {:.0} MB",
+                a.path.display(),
+                a.bytes as f64 / 1e6,
+                a.cos_mean,
+                a.cos_min,
+                a.peak_rss_mb
+            );
+        }
         if let Some(report) = &outcome.eval {
             print!("{}", report.table());
         }

@@ -7,16 +7,19 @@ use ember_models::assets::Assets;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Error;
-use crate::eval::load_model;
 use crate::fsutil::write_atomic;
+use crate::runner::{DeviceKind, Runner};
 
 /// Arguments of `ember embed`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EmbedArgs {
-    /// Model: a known name (`minilm-l6`, fetched on first use) or an HF model directory
-    /// (config.json, model.safetensors, tokenizer.json).
+    /// Model: a known name (`minilm-l6`, fetched on first use), an HF model directory
+    /// (config.json, model.safetensors, tokenizer.json), or a `.ember` artifact.
     #[arg(long)]
     pub model: String,
+    /// Where to run: `cpu` (Ember's engine for artifacts, burn-flex otherwise), `flex`, `wgpu`, `cuda`.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
     /// Text file, one sentence per line (blank lines are skipped).
     #[arg(long)]
     pub input: PathBuf,
@@ -40,11 +43,9 @@ pub fn run(args: &EmbedArgs, quiet: bool) -> Result<(), Error> {
     let text = std::fs::read_to_string(&args.input).map_err(|e| Error::io(&args.input, e))?;
     let texts: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let assets = Assets::from_env()?.quiet(quiet);
-    let model = load_model(&args.model, &assets)?;
+    let model = Runner::open(&args.model, args.device, None, &assets)?;
     let bar = progress_bar(texts.len() as u64, "embedding", quiet);
-    let embeddings = model
-        .encoder
-        .embed_with_progress(&texts, args.batch as usize, |n| bar.inc(n as u64))?;
+    let embeddings = model.embed_with_progress(&texts, args.batch as usize, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     let mut lines = String::new();
     for (text, embedding) in texts.iter().zip(&embeddings) {

@@ -3,14 +3,19 @@
 use ember_models::assets::Assets;
 
 use crate::Error;
-use crate::eval::{EvalData, evaluate, load_model, teacher_for};
+use crate::eval::{EvalData, evaluate};
+use crate::runner::{DeviceKind, Runner};
 
 /// Arguments of `ember eval`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
-    /// Model: a known name (`minilm-l6`, fetched on first use) or an HF model directory.
+    /// Model: a known name (`minilm-l6`, fetched on first use), an HF model directory, or a
+    /// `.ember` artifact.
     #[arg(long)]
     pub model: String,
+    /// Where to run: `cpu` (Ember's engine for artifacts, burn-flex otherwise), `flex`, `wgpu`, `cuda`.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
     /// Print one JSON object (`cos_mean, cos_min, lee_pearson, lee_spearman, wordsim_spearman,
     /// simlex_spearman, polarity_probe_acc`) instead of a table.
     #[arg(long)]
@@ -20,9 +25,9 @@ pub struct EvalArgs {
 /// Runs `ember eval`.
 pub fn run(args: &EvalArgs, quiet: bool) -> Result<(), Error> {
     let assets = Assets::from_env()?.quiet(quiet);
-    let model = load_model(&args.model, &assets)?;
+    let model = Runner::open(&args.model, args.device, None, &assets)?;
     let data = EvalData::load(&assets)?;
-    let (teacher, independent) = teacher_for(&model)?;
+    let (teacher, independent) = model.teacher(&assets)?;
     if !independent && !quiet {
         eprintln!(
             "note: no independent fp32 reference for `{}`; cosine is measured against its own embeddings",
@@ -30,7 +35,7 @@ pub fn run(args: &EvalArgs, quiet: bool) -> Result<(), Error> {
         );
     }
     let bar = super::embed::progress_bar(0, "evaluating", quiet);
-    let report = evaluate(&model.encoder, &teacher, &data, &mut |done, total| {
+    let report = evaluate(&model, &teacher, &data, &mut |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;
@@ -41,7 +46,7 @@ pub fn run(args: &EvalArgs, quiet: bool) -> Result<(), Error> {
             serde_json::to_string(&report).map_err(|e| Error::Other(e.to_string()))?
         );
     } else {
-        println!("{} (fp32, burn-flex)", model.name);
+        println!("{} ({})", model.name, model.engine_name);
         print!("{}", report.table());
     }
     Ok(())

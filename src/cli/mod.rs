@@ -6,6 +6,7 @@ pub mod check;
 pub mod compose;
 pub mod embed;
 pub mod eval;
+pub mod inspect;
 pub mod schema;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Benchmark latency, throughput and memory of a model (not a test).
     Bench(bench::BenchArgs),
+    /// Print a `.ember` artifact's manifest: per module format, shape, bytes, bits/weight; totals.
+    Inspect(inspect::InspectArgs),
 }
 
 /// Runs one parsed command line.
@@ -55,5 +58,6 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Embed(args) => embed::run(&args, quiet),
         Command::Eval(args) => eval::run(&args, quiet),
         Command::Bench(args) => bench::run(&args, quiet),
+        Command::Inspect(args) => inspect::run(&args),
     }
 }

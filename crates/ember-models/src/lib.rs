@@ -26,6 +26,7 @@
 pub mod assets;
 pub mod bert;
 pub mod blocks;
+pub mod burn_engine;
 pub mod clean;
 mod compress;
 mod error;
@@ -34,6 +35,7 @@ mod sentence;
 mod tokenizer;
 
 pub use bert::{Bert, BertConfig, EncoderOutput, LayerDims};
+pub use burn_engine::{EngineReport, WeightPolicy, bert_from_compressed, device_from_name, engine_report};
 pub use clean::{CleanOptions, StructuralPrune, clean};
 pub use error::{Error, Result};
 pub use sentence::SentenceEncoder;

@@ -4,11 +4,14 @@
 //! No tensor framework here: `clean` (in `ember-models`) turns a composed burn model into a
 //! [`CompressedModel`]; this crate stores and runs it.
 
+pub mod artifact;
+pub mod cpu;
 pub mod error;
 pub mod model;
 pub mod packed;
 pub mod quant_tensor;
 
+pub use cpu::{Engine, EngineOptions, ModuleKernel, Output};
 pub use error::{Result, RuntimeError};
 pub use model::{
     ActRange, ActSpec, Architecture, CompressedModel, Embeddings, Layer, LayerArch, LayerNormParams, Linear, Meta,
