@@ -22,7 +22,9 @@ fn main() {
         ..Default::default()
     };
     let out = std::env::args().nth(2).map(PathBuf::from).unwrap_or_else(|| {
-        let stem = config.file_stem().map_or("model".into(), |s| s.to_string_lossy().into_owned());
+        let stem = config
+            .file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().into_owned());
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/ember/{stem}.ember"))
     });
     if let Some(dir) = out.parent()
@@ -53,7 +55,10 @@ fn main() {
                     a.path.display(),
                     a.bytes as f64 / 1e6
                 );
-                println!("next: ember inspect {0} / ember bench --model {0} --peer ort", a.path.display());
+                println!(
+                    "next: ember inspect {0} / ember bench --model {0} --peer ort",
+                    a.path.display()
+                );
             }
             if let Some(report) = outcome.eval {
                 print!("{}", report.table());

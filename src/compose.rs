@@ -14,8 +14,8 @@ use ember_runtime::Meta;
 
 use crate::Error;
 use crate::eval::{EvalData, EvalReport, LoadedModel, ReferenceEmbeddings, evaluate, load_model, teacher_for};
-use crate::runner::{DeviceKind, Runner};
 use crate::events::Events;
+use crate::runner::{DeviceKind, Runner};
 
 /// What to compose.
 #[derive(Debug, Clone, Default)]

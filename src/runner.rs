@@ -45,7 +45,9 @@ pub fn is_artifact(spec: &str) -> bool {
     p.extension().is_some_and(|e| e == "ember") || (p.is_file() && !p.is_dir())
 }
 
-/// How the model is executed.
+/// How the model is executed. A process holds one or two of these and never moves them in a hot
+/// loop, so the variants' size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Backend {
     /// An uncompressed HF model (or an artifact rebuilt) on a burn device.
     Burn(SentenceEncoder),
@@ -184,11 +186,7 @@ impl Runner {
                     batch.batch,
                     batch.seq,
                 )?;
-                Ok(out
-                    .embeddings
-                    .chunks(out.d_model.max(1))
-                    .map(<[f32]>::to_vec)
-                    .collect())
+                Ok(out.embeddings.chunks(out.d_model.max(1)).map(<[f32]>::to_vec).collect())
             }
         }
     }

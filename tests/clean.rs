@@ -79,7 +79,12 @@ fn assert_bit_exact(model: &Bert, cleaned: &CompressedModel) -> usize {
             }
             Weight::F32 { values, .. } => {
                 let want = bits(used);
-                assert_eq!(want, values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{}", r.name);
+                assert_eq!(
+                    want,
+                    values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{}",
+                    r.name
+                );
             }
         }
         assert_eq!(c.slots.act_quant.is_some(), r.act.is_some(), "{}", r.name);

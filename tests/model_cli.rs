@@ -69,9 +69,14 @@ fn bad_models_fail_with_documented_exit_codes() {
             .unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
     };
+    // A missing artifact: exit 4, naming the file.
     let (code, stderr) = run("model.ember");
-    assert_eq!(code, Some(3), "{stderr}");
-    assert!(stderr.contains("not supported yet"), "{stderr}");
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("model.ember"), "{stderr}");
+    // A file that is not an artifact: exit 4, saying so.
+    let (code, stderr) = run(input.to_str().unwrap());
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("not a valid .ember artifact"), "{stderr}");
     // A directory without model files: exit 4, naming the missing file.
     let (code, stderr) = run(dir.to_str().unwrap());
     assert_eq!(code, Some(4), "{stderr}");
@@ -83,7 +88,7 @@ fn bad_models_fail_with_documented_exit_codes() {
 }
 
 #[test]
-fn bench_json_has_both_rows() {
+fn bench_json_has_ember_fp32_and_burn_rows() {
     let out = ember()
         .args([
             "bench",
@@ -102,7 +107,12 @@ fn bench_json_has_both_rows() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["seq"], 16);
-    assert!(report["ember"]["latency_ms"].as_f64().unwrap() > 0.0);
-    assert!(report["ember"]["sentences_per_s"].as_f64().unwrap() > 0.0);
-    assert!(report["peer"].is_null());
+    let rows = report["rows"].as_array().unwrap();
+    let engines: Vec<&str> = rows.iter().map(|r| r["engine"].as_str().unwrap()).collect();
+    assert_eq!(engines, ["ember-cpu fp32", "burn-flex fp32"]);
+    assert_eq!(report["baseline"], 0);
+    for r in rows {
+        assert!(r["latency_ms"].as_f64().unwrap() > 0.0);
+        assert!(r["sentences_per_s"].as_f64().unwrap() > 0.0);
+    }
 }

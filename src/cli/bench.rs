@@ -195,11 +195,14 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<(), Error> {
         // Ember fp32: the same CPU engine on the uncompressed source model (DESIGN §8).
         let loaded = load_model(&source, &assets)?;
         let start = Instant::now();
-        let fp32 = clean(&loaded.encoder.model, &CleanOptions {
-            tokenizer: Some(read_tokenizer(&loaded.dir)?),
-            max_seq_length: Some(loaded.encoder.tokenizer.max_length()),
-            ..Default::default()
-        })?;
+        let fp32 = clean(
+            &loaded.encoder.model,
+            &CleanOptions {
+                tokenizer: Some(read_tokenizer(&loaded.dir)?),
+                max_seq_length: Some(loaded.encoder.tokenizer.max_length()),
+                ..Default::default()
+            },
+        )?;
         let device = if artifact { DeviceKind::Cpu } else { args.device };
         let mut runner = Runner::from_compressed(&fp32, &source, device, Some(threads))?;
         runner.load_seconds = start.elapsed().as_secs_f64();
@@ -384,7 +387,9 @@ fn table(r: &BenchReport) -> String {
     let base = r.baseline.map(|i| &r.rows[i]);
     let ort8 = r.rows.iter().find(|e| e.engine.ends_with("int8-per-channel"));
     let ratio = |e: &EngineRow, b: Option<&EngineRow>| {
-        b.map_or("—".to_string(), |b| format!("{:.2}×", e.sentences_per_s / b.sentences_per_s))
+        b.map_or("—".to_string(), |b| {
+            format!("{:.2}×", e.sentences_per_s / b.sentences_per_s)
+        })
     };
     for e in &r.rows {
         out += &format!(

@@ -24,7 +24,9 @@ pub fn run(args: &InspectArgs) -> Result<(), Error> {
             serde_json::to_string_pretty(&manifest).map_err(|e| Error::Other(e.to_string()))?
         );
     } else {
-        let size = std::fs::metadata(&args.artifact).map_err(|e| Error::io(&args.artifact, e))?.len();
+        let size = std::fs::metadata(&args.artifact)
+            .map_err(|e| Error::io(&args.artifact, e))?
+            .len();
         println!("{} ({:.2} MB on disk)", args.artifact.display(), size as f64 / 1e6);
         print!("{}", manifest.table());
     }

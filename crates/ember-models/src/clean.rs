@@ -126,9 +126,19 @@ fn clean_layer(layer: &EncoderLayer, index: usize, prune: &StructuralPrune) -> R
     let path = |m: &str| format!("encoder.layer.{index}.{m}");
     let rows = |keep: &[usize], all: bool| if all { None } else { Some(keep.to_vec()) };
     let layer_out = Layer {
-        query: linear(&sa.query, path("attention.self.query"), rows(&head_rows, all_heads), None)?,
+        query: linear(
+            &sa.query,
+            path("attention.self.query"),
+            rows(&head_rows, all_heads),
+            None,
+        )?,
         key: linear(&sa.key, path("attention.self.key"), rows(&head_rows, all_heads), None)?,
-        value: linear(&sa.value, path("attention.self.value"), rows(&head_rows, all_heads), None)?,
+        value: linear(
+            &sa.value,
+            path("attention.self.value"),
+            rows(&head_rows, all_heads),
+            None,
+        )?,
         attn_out: linear(
             &layer.attention.output.dense,
             path("attention.output.dense"),
@@ -136,7 +146,12 @@ fn clean_layer(layer: &EncoderLayer, index: usize, prune: &StructuralPrune) -> R
             rows(&head_rows, all_heads),
         )?,
         attn_norm: layer_norm(&layer.attention.output.layer_norm),
-        ffn_in: linear(&layer.intermediate.dense, path("intermediate.dense"), rows(&ffn, all_ffn), None)?,
+        ffn_in: linear(
+            &layer.intermediate.dense,
+            path("intermediate.dense"),
+            rows(&ffn, all_ffn),
+            None,
+        )?,
         ffn_out: linear(&layer.output.dense, path("output.dense"), None, rows(&ffn, all_ffn))?,
         out_norm: layer_norm(&layer.output.layer_norm),
     };
@@ -153,7 +168,9 @@ fn check_indices(what: &str, keep: &[usize], n: usize) -> Result<()> {
         return Err(Error::Clean(format!("pruning keeps no {what}s; keep at least one")));
     }
     if let Some(&bad) = keep.iter().find(|&&i| i >= n) {
-        return Err(Error::Clean(format!("pruning keeps {what} {bad}, but there are only {n}")));
+        return Err(Error::Clean(format!(
+            "pruning keeps {what} {bad}, but there are only {n}"
+        )));
     }
     if keep.windows(2).any(|w| w[0] >= w[1]) {
         return Err(Error::Clean(format!(
@@ -206,17 +223,8 @@ fn linear(l: &Linear, name: String, keep_rows: Option<Vec<usize>>, keep_cols: Op
         (Some(q), _) => Weight::Quant(quant_tensor(&name, q)?),
         (None, quant) => {
             // The weight the composed model transforms (user techniques), before fake quantization.
-            let transformed = slots
-                .transforms
-                .iter()
-                .fold(l.weight.val().detach(), |w, t| t.apply(w));
-            let (w, rows, cols) = slice(
-                &values(transformed),
-                r,
-                c,
-                keep_rows.as_deref(),
-                keep_cols.as_deref(),
-            );
+            let transformed = slots.transforms.iter().fold(l.weight.val().detach(), |w, t| t.apply(w));
+            let (w, rows, cols) = slice(&values(transformed), r, c, keep_rows.as_deref(), keep_cols.as_deref());
             match quant {
                 Some(q) => {
                     let qz = numerics::quantize(&w, rows, cols, q.layout, q.scheme, q.numerics);

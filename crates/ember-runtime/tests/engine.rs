@@ -808,3 +808,39 @@ fn an_engine_can_be_shared_between_threads() {
         }
     });
 }
+
+/// Enough rows (25 sentences, 300 tokens) that every product is split into row chunks, each
+/// quantized and multiplied on its own (one thread or several).
+#[test]
+fn large_batches_split_into_row_chunks_match_the_reference() {
+    let lens: Vec<usize> = (0..25).map(|i| 12 - i % 5).collect();
+    let (ids, mask, b, s) = batch(37, &lens);
+    let cases = [
+        (
+            Scheme::Symmetric { bits: 8 },
+            GroupLayout::PerRow,
+            Some(act(8, false, Numerics::Ember, ActRange::Dynamic)),
+        ),
+        (
+            Scheme::Symmetric { bits: 8 },
+            GroupLayout::RowGroups(32),
+            Some(act(8, true, Numerics::Ember, ActRange::Dynamic)),
+        ),
+        (
+            Scheme::Asymmetric { bits: 4 },
+            GroupLayout::RowGroups(32),
+            Some(act(8, false, Numerics::Deepspeed, ActRange::Dynamic)),
+        ),
+    ];
+    let (mut excused, mut total) = (0, 0);
+    for (scheme, layout, spec) in cases {
+        let model = quantized(random_model(14), scheme, layout, spec);
+        let r = reference(&model, &ids, &mask, b, s);
+        for (threads, isa) in configs() {
+            let out = engine(&model, threads, isa).forward(&ids, &mask, b, s).unwrap();
+            excused += compare(&out, &r, 1e-4, &format!("{scheme:?} {threads:?} {isa:?}"));
+            total += b;
+        }
+    }
+    assert!(excused * 10 <= total, "{excused} of {total} sentences differ");
+}

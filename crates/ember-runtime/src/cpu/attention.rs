@@ -4,7 +4,7 @@
 //! Keys after a sentence's last real token are skipped outright (right padding costs nothing);
 //! masked keys before it get −∞. Padding *queries* are computed like any other (the reference's
 //! last hidden state includes them). A sentence without a single real token attends to nothing
-//! and gets a zero context (the reference would produce NaN there).
+//! and gets a zero context (with every key at −∞ the softmax itself is undefined).
 
 use rayon::prelude::*;
 

@@ -49,16 +49,23 @@ pub(crate) struct CodeChunk {
     offsets: Option<Vec<f32>>,
 }
 
-/// Below this many rows per thread the kernel's own parallel tiles are used (one chunk).
+/// Rows per chunk of a large product: at least this many (below, the kernel's own parallel tiles
+/// are used on one chunk), at most [`MAX_ROWS_PER_CHUNK`] (a chunk's activations and output stay
+/// in L2 while the weights stream past; measured faster than one call on all rows even on one
+/// thread).
 const MIN_ROWS_PER_CHUNK: usize = 64;
+const MAX_ROWS_PER_CHUNK: usize = 256;
 
-/// Row chunks for `m` rows on `threads` threads: a few per thread (for load balance), at least
-/// [`MIN_ROWS_PER_CHUNK`] rows each; a single chunk when there are too few rows.
+/// Row chunks for `m` rows on `threads` threads: about four per thread (for load balance) within
+/// the bounds above; a single chunk when there are too few rows.
 fn row_chunks(m: usize, threads: usize) -> Vec<std::ops::Range<usize>> {
-    if threads <= 1 || m < 2 * MIN_ROWS_PER_CHUNK * threads {
+    if m <= MAX_ROWS_PER_CHUNK && m < 2 * MIN_ROWS_PER_CHUNK * threads.max(2) {
         return std::iter::once(0..m).collect();
     }
-    let per = m.div_ceil(4 * threads).next_multiple_of(16).max(MIN_ROWS_PER_CHUNK);
+    let per = m
+        .div_ceil(4 * threads.max(1))
+        .next_multiple_of(16)
+        .clamp(MIN_ROWS_PER_CHUNK, MAX_ROWS_PER_CHUNK);
     (0..m.div_ceil(per)).map(|i| i * per..((i + 1) * per).min(m)).collect()
 }
 
@@ -247,22 +254,20 @@ impl LinearOp {
             (Compute::WeightOnly { w }, _) => {
                 let bias = self.bias.as_deref();
                 let chunks = row_chunks(m, ex.threads);
-                if chunks.len() == 1 {
-                    let ran = w.linear_weight_only(input, m, bias, y, &ex.kcfg);
+                if let [rows] = chunks.as_slice() {
+                    let ran = w.linear_weight_only(input, rows.len(), bias, y, &ex.kcfg);
                     debug_assert!(ran, "weight-only ops hold int8 or int4 weights");
                     return;
                 }
                 // one chunk of rows per task, each on one thread (the kernel's activation padding
                 // then runs in parallel too)
                 let single = ex.single();
-                let (n, k) = (self.n, self.k);
-                chunks
-                    .into_par_iter()
-                    .zip(split_rows(y, &row_chunks(m, ex.threads), n))
-                    .for_each(|(rows, yc)| {
-                        let xc = &input[rows.start * k..rows.end * k];
-                        w.linear_weight_only(xc, rows.len(), bias, yc, &single);
-                    });
+                let k = self.k;
+                let outs = split_rows(y, &chunks, self.n);
+                chunks.par_iter().zip(outs).for_each(|(rows, yc)| {
+                    let xc = &input[rows.start * k..rows.end * k];
+                    w.linear_weight_only(xc, rows.len(), bias, yc, &single);
+                });
             }
             (Compute::Int { .. }, _) => unreachable!("an integer layer is always prepared with codes"),
         }

@@ -41,8 +41,10 @@ use linear::{InputKind, LinearOp, Prepared};
 pub struct EngineOptions {
     /// Worker threads; `None` (or `Some(0)`) = all cores.
     pub threads: Option<usize>,
-    /// Instruction set of the kernels; `None` = the best this CPU has ([`Isa::detect`]).
-    /// [`Isa::Scalar`] runs the portable reference kernels and element-wise code.
+    /// Instruction set; `None` = the best this CPU has ([`Isa::detect`]). [`Isa::Scalar`] runs the
+    /// portable reference kernels and element-wise code, [`Isa::Avx2`] the AVX2 kernels and
+    /// element-wise code, [`Isa::Avx512Vnni`] the VNNI kernels and, where the CPU has AVX-512F,
+    /// 16-lane element-wise code. Every level computes the same element-wise results bit for bit.
     pub isa: Option<Isa>,
 }
 
@@ -60,8 +62,11 @@ pub struct ModuleKernel {
 /// What [`Engine::forward`] returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output {
+    /// Sentences.
     pub batch: usize,
+    /// Tokens per sentence (padding included).
     pub seq: usize,
+    /// Hidden width.
     pub d_model: usize,
     /// `[batch, seq, d_model]`, padding positions included.
     pub last_hidden: Vec<f32>,
