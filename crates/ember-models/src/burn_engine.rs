@@ -547,115 +547,13 @@ fn validate(model: &CompressedModel) -> Result<()> {
             arch.family
         )));
     }
-    let d = arch.d_model;
-    let mut problems = Vec::new();
-    let e = &model.embeddings;
-    check_weight(
-        &mut problems,
-        "embeddings.word_embeddings",
-        &e.word,
-        [arch.vocab_size, d],
-    );
-    check_weight(
-        &mut problems,
-        "embeddings.position_embeddings",
-        &e.position,
-        [arch.max_positions, d],
-    );
-    check_weight(
-        &mut problems,
-        "embeddings.token_type_embeddings",
-        &e.token_type,
-        [arch.type_vocab_size, d],
-    );
-    check_norm(&mut problems, "embeddings.LayerNorm", &e.norm, d);
-    if model.layers.len() != arch.layers.len() {
-        problems.push(format!(
-            "{} layers, the architecture lists {}",
-            model.layers.len(),
-            arch.layers.len()
-        ));
-    }
-    for (i, (layer, dims)) in model.layers.iter().zip(&arch.layers).enumerate() {
-        let w = dims.attn_width();
-        for (l, shape) in
-            layer
-                .linears()
-                .into_iter()
-                .zip([[w, d], [w, d], [w, d], [d, w], [dims.d_ff, d], [d, dims.d_ff]])
-        {
-            check_weight(&mut problems, &l.name, &l.weight, shape);
-            if let Some(b) = &l.bias
-                && b.len() != l.weight.rows()
-            {
-                problems.push(format!(
-                    "{}: {} biases for {} outputs",
-                    l.name,
-                    b.len(),
-                    l.weight.rows()
-                ));
-            }
-            if let Some(a) = &l.act
-                && !(2..=8).contains(&a.bits)
-            {
-                problems.push(format!("{}: activation bits {} (allowed: 2 to 8)", l.name, a.bits));
-            }
-        }
-        check_norm(
-            &mut problems,
-            &format!("encoder.layer.{i}.attention.output.LayerNorm"),
-            &layer.attn_norm,
-            d,
-        );
-        check_norm(
-            &mut problems,
-            &format!("encoder.layer.{i}.output.LayerNorm"),
-            &layer.out_norm,
-            d,
-        );
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Input(format!(
-            "compressed model `{}` is inconsistent:\n  {}",
+    model.validate().map_err(|e| {
+        Error::Input(format!(
+            "compressed model `{}` is inconsistent: {}",
             arch.name,
-            problems.join("\n  ")
-        )))
-    }
-}
-
-fn check_weight(problems: &mut Vec<String>, name: &str, w: &Weight, shape: [usize; 2]) {
-    if [w.rows(), w.cols()] != shape {
-        problems.push(format!(
-            "{name}: weight is [{}, {}], the architecture implies [{}, {}]",
-            w.rows(),
-            w.cols(),
-            shape[0],
-            shape[1]
-        ));
-    }
-    match w {
-        Weight::F32 { rows, cols, values } if values.len() != rows * cols => {
-            problems.push(format!("{name}: {} values for [{rows}, {cols}]", values.len()));
-        }
-        Weight::Quant(q) => {
-            if let Err(e) = q.validate() {
-                problems.push(format!("{name}: {e}"));
-            }
-        }
-        Weight::F32 { .. } => {}
-    }
-}
-
-fn check_norm(problems: &mut Vec<String>, name: &str, p: &LayerNormParams, d: usize) {
-    if p.gamma.len() != d || p.beta.len() != d {
-        problems.push(format!(
-            "{name}: LayerNorm has {} weights and {} biases for width {d}",
-            p.gamma.len(),
-            p.beta.len()
-        ));
-    }
+            e.to_string().trim_start_matches("invalid compressed model: ")
+        ))
+    })
 }
 
 /// A burn device by name: `cpu` (or `flex`) is burn-flex; `wgpu` needs the `wgpu` feature; `cuda`

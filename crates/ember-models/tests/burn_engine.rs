@@ -629,9 +629,9 @@ fn inconsistent_models_are_refused_with_every_problem_named() {
         other => panic!("expected an input error, got {:?}", other.map(|_| ())),
     };
     for part in [
-        "encoder.layer.1.attention.output.dense: weight is [64, 9], the architecture implies [64, 8]",
-        "encoder.layer.2.intermediate.dense: 3 biases for 48 outputs",
-        "encoder.layer.0.attention.self.key: activation bits 12",
+        "encoder.layer.1.attention.output.dense: weight is [64, 9] but the architecture needs [64, 8]",
+        "encoder.layer.2.intermediate.dense: bias has 3 values for 48 outputs",
+        "encoder.layer.0.attention.self.key: 12 bits of activation quantization",
     ] {
         assert!(msg.contains(part), "missing `{part}` in:\n{msg}");
     }

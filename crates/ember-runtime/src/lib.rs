@@ -5,6 +5,7 @@
 //! [`CompressedModel`]; this crate stores and runs it.
 
 pub mod artifact;
+mod check;
 pub mod cpu;
 pub mod error;
 pub mod model;

@@ -20,6 +20,23 @@ pub struct CompressedModel {
     pub meta: Meta,
 }
 
+impl CompressedModel {
+    /// Checks everything the artifact writer, the reader and the engines rely on: the architecture,
+    /// every weight's shape and codes against it, biases, activation specs, LayerNorms, finite
+    /// values. One definition for all of them, so a model one accepts the others accept too.
+    ///
+    /// # Errors
+    /// [`crate::RuntimeError::Invalid`] listing every problem found.
+    pub fn validate(&self) -> crate::Result<()> {
+        let problems = crate::check::check_model(self);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::RuntimeError::Invalid(crate::check::join_problems(problems)))
+        }
+    }
+}
+
 /// Architecture after cleaning.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

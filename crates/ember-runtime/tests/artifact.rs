@@ -797,8 +797,8 @@ fn manifest_problems_are_named() {
         ),
         (
             "act bits unsupported",
-            Box::new(|m| m["layers"][0]["query"]["act"]["bits"] = json!(6)),
-            vec!["encoder.layer.0.attention.self.query: activation bits 6; only 8 and 4 are supported"],
+            Box::new(|m| m["layers"][0]["query"]["act"]["bits"] = json!(9)),
+            vec!["encoder.layer.0.attention.self.query: 9 bits of activation quantization; 2 to 8 bits are supported"],
         ),
         (
             "two modules share a tensor",

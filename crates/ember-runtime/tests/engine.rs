@@ -764,7 +764,7 @@ fn inconsistent_models_are_refused() {
     m.arch.layers[2].d_ff = 65;
     let msg = invalid(&m);
     assert!(
-        msg.contains("encoder.layer.2.output.dense is [64, 64], expected [64, 65]"),
+        msg.contains("encoder.layer.2.output.dense: weight is [64, 64] but the architecture needs [64, 65]"),
         "{msg}"
     );
     let mut m = random_model(12);

@@ -17,7 +17,6 @@
 //! Every problem is a [`RuntimeError::Artifact`](crate::RuntimeError::Artifact) naming the tensor
 //! or manifest key, never a panic.
 
-mod check;
 mod manifest;
 mod read;
 mod write;

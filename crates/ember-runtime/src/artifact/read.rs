@@ -13,37 +13,15 @@ use ember_numerics::Scheme;
 use flate2::{Decompress, FlushDecompress, Status};
 use serde_json::{Map, Value};
 
-use super::check::{check_arch, check_model};
 use super::manifest::{
     LinearEntry, MANIFEST_KEY, Manifest, NormEntry, TensorDtype, TensorRef, WeightEntry, WeightStorage, codes_dtype,
 };
 use super::write::bits_per_weight;
 use super::{MAX_HEADER_BYTES, MAX_TOKENIZER_BYTES};
+use crate::check::{check_arch, check_model, join_problems};
 use crate::error::{Result, RuntimeError};
 use crate::model::{CompressedModel, Embeddings, Layer, LayerNormParams, Linear, Meta, Weight};
 use crate::quant_tensor::{QuantTensor, Zeros, row_bytes};
-
-/// At most this many problems are listed in one message.
-const MAX_LISTED: usize = 20;
-
-/// One message for a list of problems: the problem itself, or a count and one per line.
-pub(crate) fn join_problems(problems: Vec<String>) -> String {
-    match problems.len() {
-        0 => "unknown problem".into(),
-        1 => problems.into_iter().next().unwrap_or_default(),
-        n => {
-            let mut s = format!("{n} problems:");
-            for p in problems.iter().take(MAX_LISTED) {
-                s.push_str("\n  - ");
-                s.push_str(p);
-            }
-            if n > MAX_LISTED {
-                s.push_str(&format!("\n  - … and {} more", n - MAX_LISTED));
-            }
-            s
-        }
-    }
-}
 
 fn artifact(origin: &Path, reason: String) -> RuntimeError {
     RuntimeError::Artifact {

@@ -13,12 +13,12 @@ use flate2::Compression;
 use flate2::write::ZlibEncoder;
 use safetensors::tensor::{Dtype, TensorView};
 
-use super::check::check_model;
 use super::manifest::{
     EmbeddingsEntry, FORMAT_VERSION, LayerEntry, LinearEntry, MANIFEST_KEY, Manifest, NormEntry, TOKENIZER_COMPRESSION,
     TensorDtype, TensorRef, TokenizerEntry, WeightEntry, WeightStorage, codes_dtype, format_name,
 };
-use super::read::join_problems;
+use crate::check::check_model;
+use crate::check::join_problems;
 use crate::error::{Result, RuntimeError};
 use crate::model::{CompressedModel, LayerNormParams, Linear, Weight};
 use crate::quant_tensor::{Zeros, row_bytes};

@@ -245,7 +245,8 @@ impl Engine {
                 threads: if threads > 1 { Threads::All } else { Threads::Single },
             },
         };
-        check_model(model)?;
+        // Every shape the engine relies on, so a bad model is an error here and never a panic later.
+        model.validate()?;
         let built: Vec<Result<(LayerOps, Vec<ModuleKernel>)>> = ex.pool.install(|| {
             model
                 .layers
@@ -663,107 +664,4 @@ fn concat_rows(ts: [&QuantTensor; 3]) -> Option<QuantTensor> {
         scales: ts.iter().flat_map(|t| t.scales.iter().copied()).collect(),
         zeros,
     })
-}
-
-/// Every shape the engine relies on, so a bad model is an error here and never a panic later.
-fn check_model(model: &CompressedModel) -> Result<()> {
-    let arch = &model.arch;
-    let d = arch.d_model;
-    let mut problems = Vec::new();
-    let e = &model.embeddings;
-    check_weight(
-        &mut problems,
-        "embeddings.word_embeddings",
-        &e.word,
-        Some(arch.vocab_size),
-        d,
-    );
-    check_weight(&mut problems, "embeddings.position_embeddings", &e.position, None, d);
-    check_weight(
-        &mut problems,
-        "embeddings.token_type_embeddings",
-        &e.token_type,
-        None,
-        d,
-    );
-    if e.position.rows() == 0 || e.token_type.rows() == 0 {
-        problems.push("embeddings: the position and token-type tables need at least one row".into());
-    }
-    let mut norms = vec![("embeddings.LayerNorm".to_string(), &e.norm)];
-    if arch.layers.len() != model.layers.len() {
-        problems.push(format!(
-            "the architecture lists {} layers but the model has {}",
-            arch.layers.len(),
-            model.layers.len()
-        ));
-    }
-    for (i, (la, l)) in arch.layers.iter().zip(&model.layers).enumerate() {
-        let a = la.attn_width();
-        if a == 0 || la.d_ff == 0 {
-            problems.push(format!(
-                "encoder.layer.{i}: {} heads × {} and d_ff {} leave nothing to compute",
-                la.n_heads, la.head_dim, la.d_ff
-            ));
-        }
-        for (lin, rows, cols) in [
-            (&l.query, a, d),
-            (&l.key, a, d),
-            (&l.value, a, d),
-            (&l.attn_out, d, a),
-            (&l.ffn_in, la.d_ff, d),
-            (&l.ffn_out, d, la.d_ff),
-        ] {
-            check_weight(&mut problems, &lin.name, &lin.weight, Some(rows), cols);
-            if let Some(b) = &lin.bias
-                && b.len() != rows
-            {
-                problems.push(format!("{}: bias has {} entries for {rows} outputs", lin.name, b.len()));
-            }
-        }
-        norms.push((format!("encoder.layer.{i}.attention.output.LayerNorm"), &l.attn_norm));
-        norms.push((format!("encoder.layer.{i}.output.LayerNorm"), &l.out_norm));
-    }
-    for (name, n) in norms {
-        if n.gamma.len() != d || n.beta.len() != d {
-            problems.push(format!(
-                "{name}: weight and bias have {} and {} entries, expected d_model = {d}",
-                n.gamma.len(),
-                n.beta.len()
-            ));
-        }
-        if !(n.eps.is_finite() && n.eps >= 0.0) {
-            problems.push(format!("{name}: eps {} is not a finite non-negative number", n.eps));
-        }
-    }
-    if d == 0 {
-        problems.push("d_model is 0".into());
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(RuntimeError::Invalid(problems.join("; ")))
-    }
-}
-
-fn check_weight(problems: &mut Vec<String>, name: &str, w: &Weight, rows: Option<usize>, cols: usize) {
-    if rows.is_some_and(|r| r != w.rows()) || w.cols() != cols {
-        problems.push(format!(
-            "{name} is [{}, {}], expected [{}, {cols}]",
-            w.rows(),
-            w.cols(),
-            rows.map_or("rows".to_string(), |r| r.to_string())
-        ));
-        return;
-    }
-    match w {
-        Weight::F32 { rows, cols, values } if values.len() != rows * cols => {
-            problems.push(format!("{name} holds {} values for [{rows}, {cols}]", values.len()))
-        }
-        Weight::Quant(q) => {
-            if let Err(e) = q.validate() {
-                problems.push(format!("{name}: {e}"));
-            }
-        }
-        _ => {}
-    }
 }

@@ -6,7 +6,7 @@
 use ember_config::types::FloatFormat;
 use ember_numerics::{MiniFloat, Scheme, code_value};
 
-use super::MAX_TOKENIZER_BYTES;
+use crate::artifact::MAX_TOKENIZER_BYTES;
 use crate::model::{ActRange, ActSpec, Architecture, CompressedModel, LayerNormParams, Linear, Weight};
 use crate::quant_tensor::{QuantTensor, Zeros};
 
@@ -88,6 +88,28 @@ pub(crate) fn check_arch(a: &Architecture, at: &str) -> Result<Vec<LayerDims>, V
         dims.push(LayerDims { attn, d_ff: l.d_ff });
     }
     if p.is_empty() { Ok(dims) } else { Err(p) }
+}
+
+/// At most this many problems are listed in one message.
+const MAX_LISTED: usize = 20;
+
+/// One message for a list of problems: the problem itself, or a count and one per line.
+pub(crate) fn join_problems(problems: Vec<String>) -> String {
+    match problems.len() {
+        0 => "unknown problem".into(),
+        1 => problems.into_iter().next().unwrap_or_default(),
+        n => {
+            let mut s = format!("{n} problems:");
+            for p in problems.iter().take(MAX_LISTED) {
+                s.push_str("\n  - ");
+                s.push_str(p);
+            }
+            if n > MAX_LISTED {
+                s.push_str(&format!("\n  - … and {} more", n - MAX_LISTED));
+            }
+            s
+        }
+    }
 }
 
 /// Every problem of `m` (empty: the model can be written and run).
@@ -173,8 +195,12 @@ fn check_linear(l: &Linear, rows: usize, cols: usize, p: &mut Vec<String>) {
 }
 
 fn check_act(a: &ActSpec, at: &str, p: &mut Vec<String>) {
-    if a.bits != 8 && a.bits != 4 {
-        p.push(format!("{at}: activation bits {}; only 8 and 4 are supported", a.bits));
+    // Codes of 2 to 8 bits fit the integer kernels' int8 lanes (and burn's fake quantization).
+    if !(2..=8).contains(&a.bits) {
+        p.push(format!(
+            "{at}: {} bits of activation quantization; 2 to 8 bits are supported",
+            a.bits
+        ));
     }
     if let ActRange::Static { min, max } = a.range
         && !(min.is_finite() && max.is_finite() && min <= max)
