@@ -17,7 +17,7 @@
 //! Each row starts on a byte boundary; inside a byte, codes fill from the least significant bit.
 
 use ember_config::types::{FloatFormat, Numerics};
-use ember_numerics::{self as numerics, GroupLayout, MiniFloat, Quantized, Scheme, code_value, group_ranges};
+use ember_numerics::{self as numerics, GroupLayout, MiniFloat, Quantized, Scheme, code_value};
 
 use crate::error::RuntimeError;
 
@@ -362,11 +362,6 @@ fn load(scheme: Scheme, u: u8) -> i32 {
         }
         _ => u as i32,
     }
-}
-
-/// Every group's flat range (re-exported for readers that iterate groups).
-pub fn groups_of(q: &QuantTensor) -> Vec<std::ops::Range<usize>> {
-    group_ranges(q.rows, q.cols, q.layout)
 }
 
 #[cfg(test)]
