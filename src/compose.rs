@@ -3,13 +3,15 @@
 //! measure the cleaned model on Ember's CPU engine → write the `.ember` artifact (with `out`) →
 //! evaluate (with `eval`: the artifact when one is written, else the composed model).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use ember_config::types::CalibrationSplit;
 use ember_config::{EmberConfig, Inventory, ParsedConfig, Plan};
 use ember_core::{Composer, Registry};
 use ember_models::assets::Assets;
-use ember_models::{CleanOptions, SentenceEncoder, Tokenizer, clean};
+use ember_models::{Batch, CleanOptions, Encoded, SentenceEncoder, Tokenizer, clean};
 use ember_runtime::Meta;
 
 use crate::Error;
@@ -316,10 +318,7 @@ pub fn compose_encoder(
             &loaded.dir.join("tokenizer.json"),
             config.calibration.max_seq_len as usize,
         )?;
-        let batches = sentences
-            .chunks(config.calibration.batch_size.max(1) as usize)
-            .map(|chunk| calib_tokenizer.batch(chunk))
-            .collect::<Result<Vec<_>, _>>()?;
+        let batches = calibration_batches(&calib_tokenizer, &sentences, config.calibration.batch_size as usize)?;
         let bar = crate::cli::embed::progress_bar(batches.len() as u64, "calibrating", quiet);
         let mut failure = None;
         composed.calibrate(
@@ -350,8 +349,40 @@ pub fn compose_encoder(
     })
 }
 
-/// The calibration sentences a config asks for: the built-in real text (300 news articles, one
-/// per line, disjoint from the evaluation data) or a user file with one sentence per line.
+/// Calibration batches without padding: the samples are tokenized, grouped by token count (file
+/// order within a count) and cut into batches of at most `batch_size`, so the observers (ranges,
+/// GPTQ's Gram matrices) see real tokens only, never `[PAD]` positions.
+pub fn calibration_batches(tokenizer: &Tokenizer, samples: &[String], batch_size: usize) -> Result<Vec<Batch>, Error> {
+    let mut by_len: BTreeMap<usize, Vec<Encoded>> = BTreeMap::new();
+    for s in samples {
+        let e = tokenizer.encode(s)?;
+        by_len.entry(e.input_ids.len()).or_default().push(e);
+    }
+    Ok(by_len
+        .values()
+        .flat_map(|same| same.chunks(batch_size.max(1)).map(Batch::pad))
+        .collect())
+}
+
+/// The pieces of `line` after each `.`, `!` or `?` that is followed by whitespace, trimmed, empty
+/// ones dropped (`calibration.split: sentences`).
+pub fn split_sentences(line: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = line.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if matches!(c, '.' | '!' | '?') && chars.peek().is_some_and(|(_, n)| n.is_whitespace()) {
+            out.push(&line[start..i + c.len_utf8()]);
+            start = i + c.len_utf8();
+        }
+    }
+    out.push(&line[start..]);
+    out.into_iter().map(str::trim).filter(|s| !s.is_empty()).collect()
+}
+
+/// The calibration samples a config asks for, from the built-in real text (300 news articles, one
+/// per line, disjoint from the evaluation data) or a user file: one per line, or the lines'
+/// sentences with `split: sentences`; the first `samples` of them.
 pub fn calibration_sentences(config: &EmberConfig, assets: &Assets) -> Result<Vec<String>, Error> {
     let c = &config.calibration;
     let path = match c.data.as_str() {
@@ -359,13 +390,15 @@ pub fn calibration_sentences(config: &EmberConfig, assets: &Assets) -> Result<Ve
         other => PathBuf::from(other),
     };
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let sentences: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .take(c.samples as usize)
-        .map(String::from)
-        .collect();
+    let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let sentences: Vec<String> = match c.split {
+        CalibrationSplit::Lines => lines.take(c.samples as usize).map(String::from).collect(),
+        CalibrationSplit::Sentences => lines
+            .flat_map(split_sentences)
+            .take(c.samples as usize)
+            .map(String::from)
+            .collect(),
+    };
     if sentences.is_empty() {
         let why = "calibration data has no sentences (one per line expected)";
         return Err(Error::io(
@@ -374,4 +407,29 @@ pub fn calibration_sentences(config: &EmberConfig, assets: &Assets) -> Result<Ve
         ));
     }
     Ok(sentences)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_end_at_a_stop_followed_by_whitespace() {
+        let line = "Fires burn near Sydney.  Are homes safe? Yes! Dr. Smith said 4.5 km.  ";
+        assert_eq!(
+            split_sentences(line),
+            [
+                "Fires burn near Sydney.",
+                "Are homes safe?",
+                "Yes!",
+                "Dr.",
+                "Smith said 4.5 km."
+            ]
+        );
+        // No stop: the whole (trimmed) line; nothing: no sentence.
+        assert_eq!(split_sentences(" one clause "), ["one clause"]);
+        assert!(split_sentences("   ").is_empty());
+        // Multi-byte characters next to a stop are cut on character boundaries.
+        assert_eq!(split_sentences("Naïve?\u{a0}Très bien."), ["Naïve?", "Très bien."]);
+    }
 }

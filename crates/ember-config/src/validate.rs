@@ -197,6 +197,22 @@ fn weight_quantization(
                 format!("asymmetric quantization needs at least 3 bits, but group `{name}` has target_bits = {target} ({}); use symmetric", if target == 2 { "ternary" } else { "binary" }),
             ));
         }
+        if s.clip == Clip::Mse && (target < 3 || s.format.or(params.format).is_some()) {
+            errors.push(ConfigError::invalid(
+                format!("{p}/shared_parameters/clip"),
+                format!(
+                    "`clip: mse` searches the range of integer codes of 3…8 bits; group `{name}` has {}",
+                    if s.format.or(params.format).is_some() {
+                        "a floating-point format".to_string()
+                    } else {
+                        format!(
+                            "target_bits = {target} ({})",
+                            if target == 2 { "ternary" } else { "binary" }
+                        )
+                    }
+                ),
+            ));
+        }
         if s.rounding == Rounding::Gptq && (target < 3 || params.format.is_some()) {
             errors.push(ConfigError::invalid(
                 format!("{gp}/params/target_bits"),

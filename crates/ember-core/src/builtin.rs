@@ -48,6 +48,7 @@ impl WeightQuantization {
             scheme,
             layout,
             numerics: ctx.numerics,
+            clip: p.clip,
         })
     }
 }

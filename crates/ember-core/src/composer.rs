@@ -22,7 +22,8 @@ pub trait CompressibleModel {
     /// The slots of an Embedding site.
     fn embedding_slots(&mut self, path: &str) -> Option<&mut EmbeddingSlots>;
     /// Precomputes every transformed weight for inference (each block calls its slots' `precompute`
-    /// with its current weight). Called after composing and calibrating a post-training model.
+    /// with its current weight). Called before calibrating (weights do not change during
+    /// calibration) and again after it, when GPTQ's Gram matrices are complete.
     fn precompute_weights(&mut self);
 }
 
@@ -170,6 +171,10 @@ impl<M: CompressibleModel> Composed<M> {
                 "no calibration batches (is the calibration file empty?)".into(),
             ));
         }
+        // Post-training weights do not change while calibrating: quantize them once, not in every
+        // forward. GPTQ slots have no Gram matrix yet, so they hold round-to-nearest weights here
+        // and are re-solved by `into_inference`.
+        self.model.precompute_weights();
         for (i, b) in batches.iter().enumerate() {
             forward(&self.model, b);
             progress(i + 1, batches.len());

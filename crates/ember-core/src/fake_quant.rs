@@ -9,9 +9,9 @@
 //! calibrated static range).
 
 use burn::tensor::{Tensor, TensorData};
-use ember_config::types::{Numerics, QuantizationType};
+use ember_config::types::{Clip, Numerics, QuantizationType};
 
-use crate::numerics::{self, GroupLayout, Scheme};
+use crate::numerics::{self, GroupLayout, Quantized, Scheme};
 
 /// How a weight is fake-quantized.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,9 +19,17 @@ pub struct WeightQuant {
     pub scheme: Scheme,
     pub layout: GroupLayout,
     pub numerics: Numerics,
+    /// How each group's range is chosen (integer schemes).
+    pub clip: Clip,
 }
 
 impl WeightQuant {
+    /// The codes of a row-major `[rows, cols]` weight: what fake quantization computes with and
+    /// what clean packs (round to nearest; GPTQ's codes come from `LinearSlots::precompute`).
+    pub fn quantize(&self, w: &[f32], rows: usize, cols: usize) -> Quantized {
+        numerics::quantize_with(w, rows, cols, self.layout, self.scheme, self.numerics, self.clip)
+    }
+
     /// The fake-quantized weight `[rows, cols]`.
     ///
     /// # Shapes
@@ -36,7 +44,7 @@ impl WeightQuant {
             .convert::<f32>()
             .try_into_vec::<f32>()
             .expect("f32 data reads back as f32");
-        let q = numerics::fake_quantize(&values, rows, cols, self.layout, self.scheme, self.numerics);
+        let q = numerics::dequantize(&self.quantize(&values, rows, cols));
         let q = Tensor::<2>::from_data(TensorData::new(q, [rows, cols]), &device);
         straight_through(w, q)
     }
@@ -172,10 +180,18 @@ mod tests {
             scheme: Scheme::Symmetric { bits: 4 },
             layout: GroupLayout::RowGroups(4),
             numerics: Numerics::Ember,
+            clip: Clip::None,
         };
         let got = vec_of(spec.apply(t2(&w, [4, 6], &device)));
         let want = numerics::fake_quantize(&w, 4, 6, spec.layout, spec.scheme, spec.numerics);
         assert_eq!(got, want);
+        // With the MSE range search, the fake-quantized weight is the dequantized searched codes.
+        let mse = WeightQuant {
+            clip: Clip::Mse,
+            ..spec
+        };
+        let got = vec_of(mse.apply(t2(&w, [4, 6], &device)));
+        assert_eq!(got, numerics::dequantize(&mse.quantize(&w, 4, 6)));
     }
 
     #[test]
@@ -223,6 +239,7 @@ mod tests {
             scheme: Scheme::Symmetric { bits: 3 },
             layout: GroupLayout::PerRow,
             numerics: Numerics::Ember,
+            clip: Clip::None,
         };
         let qw = spec.apply(w.clone());
         let y = x.clone().matmul(qw.clone().transpose());

@@ -82,11 +82,18 @@ impl RangeObserver {
 /// Rows observed and the running `[d, d]` sum of xᵀx.
 type Gram = Option<(usize, Vec<f64>)>;
 
+/// Rows observed and one running `[d, d]` sum per block of output rows.
+type BlockGrams = Option<(usize, Vec<Vec<f64>>)>;
+
 /// Accumulates the Gram matrix Σ xᵀx of a Linear's inputs (over every token), the Hessian GPTQ
-/// needs.
+/// needs. A model whose layer output is read per block of output rows through a mixing of tokens
+/// (an attention head reads its rows of the value projection through its attention weights) may
+/// also report the mixed inputs per block ([`GramObserver::observe_blocks`]); GPTQ then
+/// compensates each block's rows on the inputs they are actually read with.
 #[derive(Debug, Clone, Default)]
 pub struct GramObserver {
     gram: Arc<Mutex<Gram>>,
+    blocks: Arc<Mutex<BlockGrams>>,
 }
 
 impl GramObserver {
@@ -118,6 +125,34 @@ impl GramObserver {
     /// Rows observed so far and the accumulated `[d, d]` Gram matrix.
     pub fn gram(&self) -> Option<(usize, Vec<f64>)> {
         self.gram.lock().ok()?.clone()
+    }
+
+    /// Adds one Gram matrix per block of a `[batch, blocks, tokens, d]` tensor: block `h`'s inputs
+    /// as its output rows see them (for attention, `A_h · x` with `A_h` head `h`'s weights).
+    pub fn observe_blocks(&self, x: &Tensor<4>) {
+        let [batch, blocks, tokens, d] = x.dims();
+        let per_block: Tensor<3> = x.clone().detach().swap_dims(0, 1).reshape([blocks, batch * tokens, d]);
+        let g = per_block.clone().swap_dims(1, 2).matmul(per_block);
+        let Ok(values) = g.into_data().convert::<f32>().try_into_vec::<f32>() else {
+            return;
+        };
+        let Ok(mut acc) = self.blocks.lock() else { return };
+        let (count, sums) = acc.get_or_insert_with(|| (0, vec![vec![0f64; d * d]; blocks]));
+        if sums.len() != blocks || sums.iter().any(|s| s.len() != d * d) {
+            return;
+        }
+        *count += batch * tokens;
+        for (sum, block) in sums.iter_mut().zip(values.chunks_exact(d * d)) {
+            for (s, &v) in sum.iter_mut().zip(block) {
+                *s += v as f64;
+            }
+        }
+    }
+
+    /// Rows observed per block and the `[d, d]` Gram matrix of every block, if the model reported
+    /// block inputs.
+    pub fn block_grams(&self) -> Option<(usize, Vec<Vec<f64>>)> {
+        self.blocks.lock().ok()?.clone()
     }
 }
 
@@ -152,5 +187,22 @@ mod tests {
         g.observe(&x);
         g.observe(&x);
         assert_eq!(g.gram(), Some((4, vec![20.0, 28.0, 28.0, 40.0])));
+        assert_eq!(g.block_grams(), None);
+    }
+
+    #[test]
+    fn block_grams_are_one_gram_per_block_over_batch_and_tokens() {
+        let device = Device::flex();
+        let g = GramObserver::new();
+        // [batch 2, blocks 2, tokens 1, d 2]: block 0 sees [1, 0] and [0, 2], block 1 sees [1, 1] twice.
+        let x = Tensor::<4>::from_data(
+            TensorData::new(vec![1.0f32, 0.0, 1.0, 1.0, 0.0, 2.0, 1.0, 1.0], [2, 2, 1, 2]),
+            &device,
+        );
+        g.observe_blocks(&x);
+        assert_eq!(
+            g.block_grams(),
+            Some((2, vec![vec![1.0, 0.0, 0.0, 4.0], vec![2.0, 2.0, 2.0, 2.0]]))
+        );
     }
 }

@@ -34,8 +34,9 @@ pub struct LinearSlots {
     /// Calibration: records the input's range (no effect on values).
     #[module(skip)]
     pub observer: Option<RangeObserver>,
-    /// Calibration for GPTQ rounding: accumulates the input Gram matrix; `precompute` then
-    /// quantizes the weight with GPTQ instead of round-to-nearest.
+    /// Calibration for GPTQ rounding: accumulates the input Gram matrix (and, where the model
+    /// reports them, per-block mixed inputs); `precompute` then quantizes the weight with GPTQ
+    /// instead of round-to-nearest.
     #[module(skip)]
     pub gram: Option<GramObserver>,
     /// The codes GPTQ chose (what clean packs), set by `precompute`.
@@ -71,12 +72,22 @@ impl LinearSlots {
     /// (post-training models whose weights no longer change). Training must not freeze.
     pub fn precompute(&mut self, w: Tensor<2>) {
         self.frozen = None;
-        if let (Some(q), Some((_, gram))) = (self.weight_quant, self.gram.as_ref().and_then(|g| g.gram())) {
+        if let (Some(q), Some(observer)) = (self.weight_quant, self.gram.as_ref())
+            && let Some((_, gram)) = observer.gram()
+        {
             let w = self.transforms.iter().fold(w.clone().detach(), |w, t| t.apply(w));
             let [rows, cols] = w.dims();
             let device = w.device();
+            // Inputs reported per block of output rows (attention heads reading the value
+            // projection) are the ones those rows are read with; otherwise the layer's inputs.
+            let solve = |values: &[f32]| match observer.block_grams() {
+                Some((_, blocks)) => {
+                    numerics::gptq_blocks(values, rows, cols, &blocks, q.layout, q.scheme, q.numerics, q.clip)
+                }
+                None => numerics::gptq(values, rows, cols, &gram, q.layout, q.scheme, q.numerics, q.clip),
+            };
             if let Ok(values) = w.into_data().convert::<f32>().try_into_vec::<f32>()
-                && let Some(result) = numerics::gptq(&values, rows, cols, &gram, q.layout, q.scheme, q.numerics)
+                && let Some(result) = solve(&values)
             {
                 let deq = numerics::dequantize(&result);
                 self.frozen = Some(Tensor::from_data(

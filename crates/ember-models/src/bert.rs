@@ -14,7 +14,7 @@
 //! HF's names are translated in the loader only.
 
 use burn::module::Module;
-use burn::tensor::activation::gelu;
+use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor};
@@ -203,6 +203,15 @@ impl SelfAttention {
         let split = |y: Tensor<3>| y.reshape([batch, seq, heads, width]).swap_dims(1, 2);
         let q = split(self.query.forward(x.clone()));
         let k = split(self.key.forward(x.clone()));
+        if let Some(gram) = &self.value.slots.gram {
+            // GPTQ calibration: head h reads its rows of the value projection through its
+            // attention weights A_h, so those rows are compensated on the mixed inputs A_h·x.
+            let scores = q.clone().matmul(k.clone().swap_dims(2, 3)) / (width as f64).sqrt();
+            let scores = scores.mask_fill(mask.clone().expand([batch, heads, seq, seq]), f32::NEG_INFINITY);
+            let weights = softmax(scores, 3);
+            let mixed = weights.matmul(x.clone().unsqueeze_dim::<4>(1).expand([batch, heads, seq, x.dims()[2]]));
+            gram.observe_blocks(&mixed);
+        }
         let v = split(self.value.forward(x));
         // The mask is applied to the scores before the softmax (masked keys get −∞).
         let context = attention(q, k, v, Some(mask), None, AttentionModuleOptions::default());

@@ -227,7 +227,7 @@ fn linear(l: &Linear, name: String, keep_rows: Option<Vec<usize>>, keep_cols: Op
             let (w, rows, cols) = slice(&values(transformed), r, c, keep_rows.as_deref(), keep_cols.as_deref());
             match quant {
                 Some(q) => {
-                    let qz = numerics::quantize(&w, rows, cols, q.layout, q.scheme, q.numerics);
+                    let qz = q.quantize(&w, rows, cols);
                     Weight::Quant(quant_tensor(&name, &qz)?)
                 }
                 None => Weight::F32 { rows, cols, values: w },
@@ -271,7 +271,7 @@ fn embedding_weight(e: &Embedding) -> Weight {
     let w = values(e.weight.val());
     match slots.weight_quant {
         Some(q) => {
-            let qz = numerics::quantize(&w, rows, cols, q.layout, q.scheme, q.numerics);
+            let qz = q.quantize(&w, rows, cols);
             Weight::Quant(QuantTensor::from_quantized(&qz).expect("numerics::quantize produces valid codes"))
         }
         None => Weight::F32 { rows, cols, values: w },

@@ -5,7 +5,7 @@
 //! quantizers, computed per input group when the group is entered (so they see the compensated
 //! weights). The result is a [`Quantized`] like round-to-nearest's, so packing is unchanged.
 
-use ember_config::types::Numerics;
+use ember_config::types::{Clip, Numerics};
 use rayon::prelude::*;
 
 use super::{GroupLayout, Quantized, Scheme, group_ranges, int};
@@ -16,7 +16,9 @@ const DAMP: f64 = 0.01;
 /// Quantizes `w` (`[rows, cols]`, row-major, rows = outputs) with GPTQ given the `[cols, cols]`
 /// Gram matrix `xtx` = Σ xᵀx of the layer's calibration inputs. Supports integer schemes with
 /// per-row or input-group layouts; returns `None` for other schemes or layouts (callers fall back
-/// to round-to-nearest) and when the Hessian cannot be factored.
+/// to round-to-nearest) and when the Hessian cannot be factored. `clip` chooses the static group
+/// ranges (from the original weights, before the sweep) as [`crate::quantize_with`] does.
+#[allow(clippy::too_many_arguments)]
 pub fn gptq(
     w: &[f32],
     rows: usize,
@@ -25,6 +27,7 @@ pub fn gptq(
     layout: GroupLayout,
     scheme: Scheme,
     numerics: Numerics,
+    clip: Clip,
 ) -> Option<Quantized> {
     let group = match layout {
         GroupLayout::PerRow => cols,
@@ -81,10 +84,12 @@ pub fn gptq(
                     .iter()
                     .map(|&v| v as f32)
                     .collect();
-                let (s, z) = if asym {
-                    int::asymmetric(&x, bits, numerics, &mut tmp[..x.len()])
-                } else {
-                    int::symmetric(&x, bits, numerics, &mut tmp[..x.len()])
+                let codes = &mut tmp[..x.len()];
+                let (s, z) = match (asym, clip) {
+                    (true, Clip::None) => int::asymmetric(&x, bits, numerics, codes),
+                    (true, Clip::Mse) => int::asymmetric_mse(&x, bits, numerics, codes),
+                    (false, Clip::None) => int::symmetric(&x, bits, numerics, codes),
+                    (false, Clip::Mse) => int::symmetric_mse(&x, bits, numerics, codes),
                 };
                 row_scales[g] = s;
                 row_zeros[g] = z;
@@ -127,38 +132,92 @@ pub fn gptq(
     })
 }
 
+/// GPTQ with one Gram matrix per block of output rows: `xtx_blocks[b]` (`[cols, cols]`) is the
+/// Gram of the inputs block `b`'s `rows / blocks` rows are read with (e.g. one attention head's
+/// mixed inputs for the value projection). Each block is solved on its own, so blocks with
+/// equal Gram matrices give exactly [`gptq`]'s result. `None` if `blocks` does not divide `rows`,
+/// or for the cases where [`gptq`] returns `None`.
+#[allow(clippy::too_many_arguments)]
+pub fn gptq_blocks(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    xtx_blocks: &[Vec<f64>],
+    layout: GroupLayout,
+    scheme: Scheme,
+    numerics: Numerics,
+    clip: Clip,
+) -> Option<Quantized> {
+    let blocks = xtx_blocks.len();
+    if blocks == 0 || !rows.is_multiple_of(blocks) || matches!(layout, GroupLayout::Chunks(_)) {
+        return None;
+    }
+    let per = rows / blocks;
+    let mut out: Option<Quantized> = None;
+    for (b, xtx) in xtx_blocks.iter().enumerate() {
+        let part = gptq(
+            &w[b * per * cols..(b + 1) * per * cols],
+            per,
+            cols,
+            xtx,
+            layout,
+            scheme,
+            numerics,
+            clip,
+        )?;
+        // Per-row and input-group layouts number groups row by row: blocks of rows concatenate.
+        match &mut out {
+            None => out = Some(Quantized { rows, ..part }),
+            Some(q) => {
+                q.codes.extend(part.codes);
+                q.scales.extend(part.scales);
+                q.zeros.extend(part.zeros);
+            }
+        }
+    }
+    out
+}
+
 /// U with Uᵀ·U = H⁻¹ (upper Cholesky factor of the inverse), as GPTQ uses it.
+///
+/// With J the reversal permutation and C the lower Cholesky factor of J·H·J, V = J·C·J is upper
+/// triangular with H = V·Vᵀ, so H⁻¹ = V⁻ᵀ·V⁻¹ and U = V⁻¹. One factorization and one triangular
+/// inversion, both on contiguous rows (the explicit inverse and a second factorization cost
+/// three times as much and walked columns).
 fn upper_cholesky_of_inverse(h: &[f64], n: usize) -> Option<Vec<f64>> {
-    let l = cholesky(h, n)?;
-    // H⁻¹ = L⁻ᵀ L⁻¹; invert L (lower triangular) column by column.
-    let mut linv = vec![0f64; n * n];
+    let mut reversed = vec![0f64; n * n];
     for i in 0..n {
-        linv[i * n + i] = 1.0 / l[i * n + i];
-        for j in 0..i {
-            let mut s = 0.0;
-            for k in j..i {
-                s += l[i * n + k] * linv[k * n + j];
-            }
-            linv[i * n + j] = -s / l[i * n + i];
+        for j in 0..n {
+            reversed[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
         }
     }
-    let mut inv = vec![0f64; n * n];
+    let c = cholesky(&reversed, n)?;
+    // L = Vᵀ = J·Cᵀ·J is lower triangular: L[i][k] = C[n−1−k][n−1−i].
+    let l = |i: usize, k: usize| c[(n - 1 - k) * n + (n - 1 - i)];
+    // M = L⁻¹ row by row: M[i] = (eᵢ − Σₖ₍ₖ<ᵢ₎ L[i][k]·M[k]) / L[i][i]; then U = V⁻¹ = Mᵀ.
+    let mut m = vec![0f64; n * n];
     for i in 0..n {
-        for j in 0..=i {
-            let mut s = 0.0;
-            for k in i..n {
-                s += linv[k * n + i] * linv[k * n + j];
+        let (done, rest) = m.split_at_mut(i * n);
+        let row = &mut rest[..n];
+        row[i] = 1.0;
+        for k in 0..i {
+            let f = l(i, k);
+            if f != 0.0 {
+                // Row k of M is zero beyond column k.
+                for (r, &v) in row[..=k].iter_mut().zip(&done[k * n..k * n + k + 1]) {
+                    *r -= f * v;
+                }
             }
-            inv[i * n + j] = s;
-            inv[j * n + i] = s;
+        }
+        let d = l(i, i);
+        for r in &mut row[..=i] {
+            *r /= d;
         }
     }
-    // Upper factor of inv: inv = Uᵀ U with U = (lower Cholesky of inv)ᵀ.
-    let l2 = cholesky(&inv, n)?;
     let mut u = vec![0f64; n * n];
     for i in 0..n {
         for j in 0..=i {
-            u[j * n + i] = l2[i * n + j];
+            u[j * n + i] = m[i * n + j];
         }
     }
     Some(u)
@@ -168,22 +227,31 @@ fn upper_cholesky_of_inverse(h: &[f64], n: usize) -> Option<Vec<f64>> {
 fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
     let mut l = vec![0f64; n * n];
     for i in 0..n {
-        for j in 0..=i {
-            let mut s = a[i * n + j];
-            for k in 0..j {
-                s -= l[i * n + k] * l[j * n + k];
-            }
-            if i == j {
-                if s <= 0.0 || !s.is_finite() {
-                    return None;
-                }
-                l[i * n + i] = s.sqrt();
-            } else {
-                l[i * n + j] = s / l[j * n + j];
-            }
+        let (done, rest) = l.split_at_mut(i * n);
+        let row = &mut rest[..n];
+        for j in 0..i {
+            row[j] = (a[i * n + j] - dot(&row[..j], &done[j * n..j * n + j])) / done[j * n + j];
         }
+        let s = a[i * n + i] - dot(&row[..i], &row[..i]);
+        if s <= 0.0 || !s.is_finite() {
+            return None;
+        }
+        row[i] = s.sqrt();
     }
     Some(l)
+}
+
+/// Σ aᵢ·bᵢ with four running sums (so the compiler can vectorize it).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for t in 0..4 {
+            acc[t] += x[t] * y[t];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 #[cfg(test)]
@@ -200,6 +268,39 @@ mod tests {
         for (i, j, want) in [(0, 0, 3.0 / 8.0), (0, 1, -2.0 / 8.0), (1, 1, 4.0 / 8.0)] {
             assert!((m(i, j) - want).abs() < 1e-12, "{i}{j}: {}", m(i, j));
         }
+    }
+
+    #[test]
+    fn upper_factor_of_the_inverse_inverts_a_larger_gram_matrix() {
+        // H = XᵀX + I for a random 70×37 X (37: not a multiple of the dot product's 4 lanes).
+        let (n, d) = (70, 37);
+        let x = lcg(n * d, 9);
+        let mut h = vec![0f64; d * d];
+        for i in 0..d {
+            h[i * d + i] = 1.0;
+            for j in 0..d {
+                h[i * d + j] += (0..n).map(|s| x[s * d + i] as f64 * x[s * d + j] as f64).sum::<f64>();
+            }
+        }
+        let u = upper_cholesky_of_inverse(&h, d).unwrap();
+        for i in 0..d {
+            for j in 0..i {
+                assert_eq!(u[i * d + j], 0.0, "U is upper triangular");
+            }
+        }
+        // (UᵀU)·H = I.
+        let inv = |i: usize, j: usize| (0..d).map(|k| u[k * d + i] * u[k * d + j]).sum::<f64>();
+        for i in 0..d {
+            for j in 0..d {
+                let p: f64 = (0..d).map(|k| inv(i, k) * h[k * d + j]).sum();
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((p - want).abs() < 1e-9, "({i}, {j}): {p}");
+            }
+        }
+        // Not positive definite: no factor.
+        let mut bad = h.clone();
+        bad[5 * d + 5] = -1.0;
+        assert!(upper_cholesky_of_inverse(&bad, d).is_none());
     }
 
     /// Deterministic pseudo-random numbers in [-1, 1).
@@ -247,7 +348,7 @@ mod tests {
             (GroupLayout::PerRow, Scheme::Asymmetric { bits: 3 }),
         ] {
             let rtn = dequantize(&quantize(&w, rows, cols, layout, scheme, Numerics::Ember));
-            let g = gptq(&w, rows, cols, &xtx, layout, scheme, Numerics::Ember).unwrap();
+            let g = gptq(&w, rows, cols, &xtx, layout, scheme, Numerics::Ember, Clip::None).unwrap();
             assert!(g.codes.iter().all(|&c| c.abs() <= 15));
             let gq = dequantize(&g);
             let (e_rtn, e_gptq) = (
@@ -262,6 +363,66 @@ mod tests {
     }
 
     #[test]
+    fn row_blocks_are_solved_on_their_own_gram_matrices() {
+        let (rows, cols, n) = (8, 32, 128);
+        let w = lcg(rows * cols, 4);
+        let gram = |seed: u64| {
+            let x = lcg(n * cols, seed);
+            let mut g = vec![0f64; cols * cols];
+            for s in 0..n {
+                for i in 0..cols {
+                    for j in 0..cols {
+                        g[i * cols + j] += x[s * cols + i] as f64 * x[s * cols + j] as f64;
+                    }
+                }
+            }
+            g
+        };
+        let (ga, gb) = (gram(5), gram(6));
+        let (layout, scheme, n_) = (
+            GroupLayout::RowGroups(16),
+            Scheme::Asymmetric { bits: 4 },
+            Numerics::Ember,
+        );
+        // Equal Gram matrices in every block: exactly the whole-matrix GPTQ.
+        let whole = gptq(&w, rows, cols, &ga, layout, scheme, n_, Clip::None).unwrap();
+        let same = gptq_blocks(
+            &w,
+            rows,
+            cols,
+            &[ga.clone(), ga.clone()],
+            layout,
+            scheme,
+            n_,
+            Clip::None,
+        )
+        .unwrap();
+        assert_eq!(whole, same);
+        // Different ones: each half is GPTQ of that half's rows on its own Gram matrix.
+        let mixed = gptq_blocks(&w, rows, cols, &[ga.clone(), gb.clone()], layout, scheme, n_, Clip::Mse).unwrap();
+        let top = gptq(&w[..4 * cols], 4, cols, &ga, layout, scheme, n_, Clip::Mse).unwrap();
+        let bottom = gptq(&w[4 * cols..], 4, cols, &gb, layout, scheme, n_, Clip::Mse).unwrap();
+        assert_eq!(mixed.codes, [top.codes, bottom.codes].concat());
+        assert_eq!(mixed.scales, [top.scales, bottom.scales].concat());
+        assert_eq!(mixed.zeros, [top.zeros, bottom.zeros].concat());
+        assert_eq!((mixed.rows, mixed.scales.len()), (rows, layout.groups(rows, cols)));
+        // Blocks must divide the rows.
+        assert!(
+            gptq_blocks(
+                &w,
+                rows,
+                cols,
+                &[ga.clone(), ga.clone(), ga],
+                layout,
+                scheme,
+                n_,
+                Clip::None
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
     fn unsupported_layouts_fall_back() {
         assert!(
             gptq(
@@ -271,7 +432,8 @@ mod tests {
                 &[1.0, 0.0, 0.0, 1.0],
                 GroupLayout::Chunks(1),
                 Scheme::Symmetric { bits: 4 },
-                Numerics::Ember
+                Numerics::Ember,
+                Clip::None
             )
             .is_none()
         );

@@ -71,6 +71,105 @@ pub(crate) fn asymmetric(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [
     }
 }
 
+/// Clip ratios the MSE search tries after the full range: 0.99, 0.98, …, 0.50.
+const CLIP_STEPS: u32 = 50;
+
+/// The `k`-th clip ratio, `1 − k/100`.
+fn clip_ratio(k: u32) -> f32 {
+    1.0 - k as f32 / 100.0
+}
+
+/// Σ (value(code(x)) − x)² of a group for one (scale, zero), in f64.
+fn group_error(x: &[f32], bits: u32, numerics: Numerics, asym: bool, scale: f32, zero: f32) -> f64 {
+    x.iter()
+        .map(|&v| {
+            let q = if asym {
+                asymmetric_value(asymmetric_code(v, scale, zero, bits, numerics), scale, zero, numerics)
+            } else {
+                symmetric_code(v, scale, bits, numerics) as f32 * scale
+            };
+            let d = (q - v) as f64;
+            d * d
+        })
+        .sum()
+}
+
+/// Symmetric quantization with the MSE-searched range: the full-range scale of [`symmetric`]
+/// first, then `r · max|x|` for r = 0.99 … 0.50; the scale with the smallest squared rounding
+/// error wins (strictly smaller, so ties keep the wider range). Never worse than [`symmetric`].
+pub(crate) fn symmetric_mse(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [i32]) -> (f32, f32) {
+    let (full, _) = symmetric(x, bits, numerics, codes);
+    if full == 0.0 {
+        return (0.0, 0.0);
+    }
+    let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let mut best = (group_error(x, bits, numerics, false, full, 0.0), full);
+    for k in 1..=CLIP_STEPS {
+        let m = max * clip_ratio(k);
+        let scale = match numerics {
+            Numerics::Ember => m / ((1i32 << (bits - 1)) - 1) as f32,
+            Numerics::Deepspeed => 2.0 * m / (1u64 << bits) as f32,
+        };
+        if scale <= 0.0 || !scale.is_finite() {
+            break;
+        }
+        let e = group_error(x, bits, numerics, false, scale, 0.0);
+        if e < best.0 {
+            best = (e, scale);
+        }
+    }
+    let scale = best.1;
+    for (c, &v) in codes.iter_mut().zip(x) {
+        *c = symmetric_code(v, scale, bits, numerics);
+    }
+    (scale, 0.0)
+}
+
+/// Asymmetric quantization with the MSE-searched range: the full min…max of [`asymmetric`]
+/// first, then `r·min … r·max` for r = 0.99 … 0.50 (Ember numerics: zero point clamped to the
+/// code range, so it stays an integer in [0, 2^b − 1]); the smallest squared rounding error wins
+/// (ties keep the wider range). Never worse than [`asymmetric`].
+pub(crate) fn asymmetric_mse(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [i32]) -> (f32, f32) {
+    let (full_s, full_z) = asymmetric(x, bits, numerics, codes);
+    if full_s == 0.0 {
+        return (full_s, full_z);
+    }
+    let (mn, mx) = x
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let top = ((1u64 << bits) - 1) as f32;
+    let mut best = (group_error(x, bits, numerics, true, full_s, full_z), full_s, full_z);
+    for k in 1..=CLIP_STEPS {
+        let r = clip_ratio(k);
+        let (lo, hi) = (mn * r, mx * r);
+        if hi <= lo {
+            break;
+        }
+        let (scale, zero) = match numerics {
+            Numerics::Ember => {
+                let s = (hi - lo) / top;
+                (s, round(-lo / s).clamp(0.0, top))
+            }
+            Numerics::Deepspeed => {
+                let s = (hi - lo) / (1u64 << bits) as f32;
+                (s, round(lo / s) * s)
+            }
+        };
+        if scale <= 0.0 || !scale.is_finite() {
+            break;
+        }
+        let e = group_error(x, bits, numerics, true, scale, zero);
+        if e < best.0 {
+            best = (e, scale, zero);
+        }
+    }
+    let (_, scale, zero) = best;
+    for (c, &v) in codes.iter_mut().zip(x) {
+        *c = asymmetric_code(v, scale, zero, bits, numerics);
+    }
+    (scale, zero)
+}
+
 /// The symmetric code of one value with a given scale (0 for a zero scale).
 pub(crate) fn symmetric_code(v: f32, scale: f32, bits: u32, numerics: Numerics) -> i32 {
     if scale == 0.0 {
@@ -192,5 +291,119 @@ mod tests {
         assert_eq!(c, vec![0, 3]);
         assert_eq!(asymmetric_value(c[1], s, z, Numerics::Deepspeed), 1.5);
         assert_eq!(asymmetric_value(c[0], s, z, Numerics::Deepspeed), -0.75);
+    }
+
+    /// Deterministic pseudo-random groups: mostly small values plus a few outliers.
+    fn groups(n: usize, len: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut s = seed;
+        let mut next = move || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+        };
+        (0..n)
+            .map(|g| {
+                (0..len)
+                    .map(|i| {
+                        let v = next() * 0.05;
+                        // Every third group has one outlier, some groups are shifted (asymmetric).
+                        let v = if g % 3 == 0 && i == g % len { v * 20.0 } else { v };
+                        if g % 5 == 1 { v + 0.03 } else { v }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn error_of(x: &[f32], codes: &[i32], s: f32, z: f32, asym: bool, n: Numerics) -> f64 {
+        x.iter()
+            .zip(codes)
+            .map(|(&v, &c)| {
+                let q = if asym {
+                    asymmetric_value(c, s, z, n)
+                } else {
+                    c as f32 * s
+                };
+                ((q - v) as f64).powi(2)
+            })
+            .sum()
+    }
+
+    #[test]
+    fn mse_search_is_never_worse_than_the_full_range_and_keeps_codes_in_range() {
+        for n in [Numerics::Ember, Numerics::Deepspeed] {
+            for bits in [3, 4, 8] {
+                let mut better = 0;
+                for x in groups(60, 64, bits as u64) {
+                    let (mut c0, mut c1) = (vec![0; 64], vec![0; 64]);
+                    let (s0, _) = symmetric(&x, bits, n, &mut c0);
+                    let (s1, _) = symmetric_mse(&x, bits, n, &mut c1);
+                    let (e0, e1) = (
+                        error_of(&x, &c0, s0, 0.0, false, n),
+                        error_of(&x, &c1, s1, 0.0, false, n),
+                    );
+                    assert!(e1 <= e0, "sym {n:?} {bits}: {e1} > {e0}");
+                    better += (e1 < e0) as usize;
+                    let lim = 1i32 << (bits - 1);
+                    assert!(c1.iter().all(|&c| (-lim..lim).contains(&c)));
+
+                    let (s0, z0) = asymmetric(&x, bits, n, &mut c0);
+                    let (s1, z1) = asymmetric_mse(&x, bits, n, &mut c1);
+                    let (e0, e1) = (error_of(&x, &c0, s0, z0, true, n), error_of(&x, &c1, s1, z1, true, n));
+                    assert!(e1 <= e0, "asym {n:?} {bits}: {e1} > {e0}");
+                    assert!(c1.iter().all(|&c| (0..1 << bits).contains(&c)));
+                    if n == Numerics::Ember {
+                        assert!(
+                            z1.fract() == 0.0 && (0.0..(1 << bits) as f32).contains(&z1),
+                            "zero {z1}"
+                        );
+                    }
+                }
+                // At 3 and 4 bits clipping pays off on many of these groups (DeepSpeed's symmetric
+                // scale already clips the max by one step, so it gains less).
+                if bits <= 4 {
+                    let want = if n == Numerics::Ember { 20 } else { 5 };
+                    assert!(better > want, "{n:?} {bits}: only {better} of 60 groups improved");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mse_search_finds_the_best_clip_ratio_of_the_grid() {
+        // Independent brute force over the same grid with Ember's symmetric formula written out:
+        // s = r·max/7, q = clamp(round(x/s), −7, 7)·s, r = 1, 0.99, …, 0.50.
+        for x in groups(12, 64, 7) {
+            let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let best = (0..=50)
+                .map(|k| {
+                    let s = max * (1.0 - k as f32 / 100.0) / 7.0;
+                    x.iter()
+                        .map(|&v| (((v / s).round_ties_even().clamp(-7.0, 7.0) * s - v) as f64).powi(2))
+                        .sum::<f64>()
+                })
+                .fold(f64::INFINITY, f64::min);
+            let mut c = vec![0; 64];
+            let (s, _) = symmetric_mse(&x, 4, Numerics::Ember, &mut c);
+            let got = error_of(&x, &c, s, 0.0, false, Numerics::Ember);
+            assert!((got - best).abs() <= 1e-12 + 1e-6 * best, "{got} vs brute force {best}");
+        }
+    }
+
+    #[test]
+    fn mse_search_keeps_exact_groups_exact() {
+        // Constant, all-zero and already-on-grid groups lose nothing: the full range wins ties.
+        let sym_grid: Vec<f32> = (-7..=7).map(|i| i as f32 * 0.25).collect();
+        for x in [vec![0.37f32; 8], vec![0.0; 8], sym_grid] {
+            let mut c = vec![0; x.len()];
+            let (s, _) = symmetric_mse(&x, 4, Numerics::Ember, &mut c);
+            assert_eq!(error_of(&x, &c, s, 0.0, false, Numerics::Ember), 0.0, "{x:?}");
+        }
+        // min −1, max 2.75 → s = 0.25, z = 4: every value is a grid point.
+        let asym_grid: Vec<f32> = (0..16).map(|i| i as f32 * 0.25 - 1.0).collect();
+        for x in [vec![0.37f32; 8], vec![0.0; 8], asym_grid] {
+            let mut c = vec![0; x.len()];
+            let (s, z) = asymmetric_mse(&x, 4, Numerics::Ember, &mut c);
+            assert_eq!(error_of(&x, &c, s, z, true, Numerics::Ember), 0.0, "{x:?}");
+        }
     }
 }

@@ -22,10 +22,11 @@ mod int;
 mod ternary;
 
 pub use float::MiniFloat;
-pub use gptq::gptq;
+pub use gptq::{gptq, gptq_blocks};
 pub use groups::{GroupLayout, group_ranges};
 
-use ember_config::types::{FloatFormat, Numerics};
+use ember_config::types::{Clip, FloatFormat, Numerics};
+use rayon::prelude::*;
 
 /// What a weight is quantized to.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -75,7 +76,8 @@ pub struct Quantized {
     pub zeros: Vec<f32>,
 }
 
-/// Quantizes a row-major `[rows, cols]` weight.
+/// Quantizes a row-major `[rows, cols]` weight with every group's full range
+/// ([`quantize_with`] and [`Clip::None`]).
 ///
 /// # Panics
 /// If `w.len() != rows * cols` or the layout does not fit the shape (checked by the plan first).
@@ -87,41 +89,78 @@ pub fn quantize(
     scheme: Scheme,
     numerics: Numerics,
 ) -> Quantized {
+    quantize_with(w, rows, cols, layout, scheme, numerics, Clip::None)
+}
+
+/// Quantizes a row-major `[rows, cols]` weight; `clip` chooses each group's range for integer
+/// schemes ([`Clip::Mse`]: the clip ratio with the smallest squared rounding error; ternary,
+/// binary and float schemes ignore it). Groups are independent and quantized in parallel; the
+/// result does not depend on the thread count.
+///
+/// # Panics
+/// If `w.len() != rows * cols` or the layout does not fit the shape (checked by the plan first).
+pub fn quantize_with(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    layout: GroupLayout,
+    scheme: Scheme,
+    numerics: Numerics,
+    clip: Clip,
+) -> Quantized {
     assert_eq!(w.len(), rows * cols, "weight length does not match its shape");
     let ranges = group_ranges(rows, cols, layout);
-    let mut q = Quantized {
+    let mut codes = vec![0; w.len()];
+    let grid = match scheme {
+        Scheme::Float(f) => Some(MiniFloat::of(f)),
+        _ => None,
+    };
+    // Every layout's groups are contiguous and in order: cut the codes into one slice per group.
+    let mut slices = Vec::with_capacity(ranges.len());
+    let mut rest: &mut [i32] = &mut codes;
+    let mut at = 0;
+    for r in &ranges {
+        assert_eq!(r.start, at, "groups tile the weight in order");
+        let (head, tail) = rest.split_at_mut(r.len());
+        slices.push(head);
+        rest = tail;
+        at = r.end;
+    }
+    let params: Vec<(f32, f32)> = ranges
+        .par_iter()
+        .zip(slices.into_par_iter())
+        .with_min_len(64)
+        .map(|(group, codes)| {
+            let x = &w[group.clone()];
+            match (scheme, clip) {
+                (Scheme::Symmetric { bits }, Clip::None) => int::symmetric(x, bits, numerics, codes),
+                (Scheme::Symmetric { bits }, Clip::Mse) => int::symmetric_mse(x, bits, numerics, codes),
+                (Scheme::Asymmetric { bits }, Clip::None) => int::asymmetric(x, bits, numerics, codes),
+                (Scheme::Asymmetric { bits }, Clip::Mse) => int::asymmetric_mse(x, bits, numerics, codes),
+                (Scheme::Ternary, _) => (ternary::ternary(x, codes), 0.0),
+                (Scheme::Binary, _) => (ternary::binary(x, numerics, codes), 0.0),
+                (Scheme::Float(_), _) => (
+                    grid.as_ref().expect("float scheme has a grid").quantize_group(x, codes),
+                    0.0,
+                ),
+            }
+        })
+        .collect();
+    let asym = matches!(scheme, Scheme::Asymmetric { .. });
+    Quantized {
         scheme,
         numerics,
         layout,
         rows,
         cols,
-        codes: vec![0; w.len()],
-        scales: Vec::with_capacity(ranges.len()),
-        zeros: Vec::new(),
-    };
-    let grid = match scheme {
-        Scheme::Float(f) => Some(MiniFloat::of(f)),
-        _ => None,
-    };
-    for group in ranges {
-        let x = &w[group.clone()];
-        let codes = &mut q.codes[group];
-        let (scale, zero) = match scheme {
-            Scheme::Symmetric { bits } => int::symmetric(x, bits, numerics, codes),
-            Scheme::Asymmetric { bits } => int::asymmetric(x, bits, numerics, codes),
-            Scheme::Ternary => (ternary::ternary(x, codes), 0.0),
-            Scheme::Binary => (ternary::binary(x, numerics, codes), 0.0),
-            Scheme::Float(_) => (
-                grid.as_ref().expect("float scheme has a grid").quantize_group(x, codes),
-                0.0,
-            ),
-        };
-        q.scales.push(scale);
-        if matches!(scheme, Scheme::Asymmetric { .. }) {
-            q.zeros.push(zero);
-        }
+        codes,
+        scales: params.iter().map(|p| p.0).collect(),
+        zeros: if asym {
+            params.iter().map(|p| p.1).collect()
+        } else {
+            Vec::new()
+        },
     }
-    q
 }
 
 /// The float values the codes stand for.
@@ -167,7 +206,7 @@ impl Quantized {
     }
 }
 
-/// `dequantize(quantize(w))`: what the composed model computes with.
+/// `dequantize(quantize(w))`: what the composed model computes with (full-range groups).
 pub fn fake_quantize(
     w: &[f32],
     rows: usize,
@@ -183,4 +222,51 @@ pub fn fake_quantize(
 #[inline]
 pub(crate) fn round(x: f32) -> f32 {
     x.round_ties_even()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weights(n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * if i % 97 == 0 { 8.0 } else { 1.0 })
+            .collect()
+    }
+
+    #[test]
+    fn quantize_with_mse_clip_is_deterministic_and_never_worse_per_group() {
+        let (rows, cols) = (48, 200); // ragged last group of each row (200 = 3·64 + 8)
+        let w = weights(rows * cols);
+        for scheme in [Scheme::Symmetric { bits: 4 }, Scheme::Asymmetric { bits: 4 }] {
+            let layout = GroupLayout::RowGroups(64);
+            let full = quantize(&w, rows, cols, layout, scheme, Numerics::Ember);
+            let mse = quantize_with(&w, rows, cols, layout, scheme, Numerics::Ember, Clip::Mse);
+            // Same thread pool or a single thread: the same codes.
+            let single = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+            let again = single.install(|| quantize_with(&w, rows, cols, layout, scheme, Numerics::Ember, Clip::Mse));
+            assert_eq!(mse, again);
+            assert_eq!(mse.scales.len(), layout.groups(rows, cols));
+            let (d_full, d_mse) = (dequantize(&full), dequantize(&mse));
+            let mut improved = 0;
+            for g in group_ranges(rows, cols, layout) {
+                let err = |d: &[f32]| g.clone().map(|i| ((d[i] - w[i]) as f64).powi(2)).sum::<f64>();
+                assert!(err(&d_mse) <= err(&d_full), "{scheme:?} group {g:?}");
+                improved += (err(&d_mse) < err(&d_full)) as usize;
+            }
+            assert!(improved > 0, "{scheme:?}");
+        }
+    }
+
+    #[test]
+    fn clip_does_not_change_ternary_binary_or_float_schemes() {
+        let w = weights(4 * 64);
+        for scheme in [Scheme::Ternary, Scheme::Binary, Scheme::Float(FloatFormat::E2m1)] {
+            let layout = GroupLayout::RowGroups(32);
+            assert_eq!(
+                quantize(&w, 4, 64, layout, scheme, Numerics::Ember),
+                quantize_with(&w, 4, 64, layout, scheme, Numerics::Ember, Clip::Mse)
+            );
+        }
+    }
 }

@@ -11,7 +11,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::inventory::{SiteKind, SiteRole};
-use crate::types::{FloatFormat, MatchMode, Numerics, PruningMethod, QuantizationType, RangeCalibration, Rounding};
+use crate::types::{
+    Clip, FloatFormat, MatchMode, Numerics, PruningMethod, QuantizationType, RangeCalibration, Rounding,
+};
 
 pub use resolve::resolve_plan;
 
@@ -173,6 +175,8 @@ pub struct WeightQuantPlan {
     pub grouping: Grouping,
     pub format: Option<FloatFormat>,
     pub rounding: Rounding,
+    /// How each group's range is chosen (integer codes).
+    pub clip: Clip,
     /// MoQ fp16 mixed blending: the per-step change ratio when enabled.
     pub mixed_change_ratio: Option<f64>,
 }
@@ -210,7 +214,8 @@ impl WeightQuantPlan {
             Grouping::PerRow => "per-row".into(),
         };
         let rounding = if self.rounding == Rounding::Gptq { " gptq" } else { "" };
-        format!("{bits} {kind} {grouping}{rounding}")
+        let clip = if self.clip == Clip::Mse { " mse-clip" } else { "" };
+        format!("{bits} {kind} {grouping}{rounding}{clip}")
     }
 }
 

@@ -221,6 +221,7 @@ impl Resolver<'_> {
                         grouping,
                         format: s.format.or(g.format),
                         rounding: s.rounding,
+                        clip: s.clip,
                         mixed_change_ratio: s
                             .fp16_mixed_quantize
                             .enabled

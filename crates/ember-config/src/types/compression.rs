@@ -88,6 +88,18 @@ pub enum Rounding {
     Gptq,
 }
 
+/// How a weight group's quantization range is chosen (Ember extension).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Clip {
+    /// The group's full range: max |x| (symmetric) or min…max (asymmetric).
+    #[default]
+    None,
+    /// The range scaled by the clip ratio in 1.00, 0.99, …, 0.50 that minimizes the group's
+    /// squared rounding error (ties keep the wider range).
+    Mse,
+}
+
 /// A floating-point weight format (Ember extension): the value grid, scaled per group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -173,6 +185,12 @@ pub struct WeightQuantShared {
     /// rounding error on the calibration inputs).
     #[serde(default)]
     pub rounding: Rounding,
+    /// Ember extension: how each scale group's range is chosen for integer codes (3…8 bits):
+    /// `none` spans the group's min/max (DeepSpeed's quantizers), `mse` shrinks the range to the
+    /// clip ratio (1.00 down to 0.50 in steps of 0.01) that minimizes the group's squared rounding
+    /// error. With `gptq`, the search fixes the static group scales before the sweep.
+    #[serde(default)]
+    pub clip: Clip,
     /// Accepted and ignored: DeepSpeed's CUDA quantizer switch. Ember's quantizer is the same on
     /// every device, so there is nothing to select.
     #[serde(default)]

@@ -110,6 +110,17 @@ pub enum RangeMethod {
     Percentile,
 }
 
+/// How the calibration file is cut into samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CalibrationSplit {
+    /// One sample per non-empty line.
+    #[default]
+    Lines,
+    /// Every line split into sentences after `.`, `!` or `?` followed by whitespace.
+    Sentences,
+}
+
 /// `calibration`: the sentences run through the model (no gradient) to fix static ranges.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -118,11 +129,16 @@ pub struct Calibration {
     /// UTF-8 file with one sentence per line.
     #[serde(default = "builtin_calibration")]
     pub data: String,
-    /// Number of sentences used.
+    /// How each line of `data` becomes calibration samples: `lines` (one sample per line) or
+    /// `sentences` (every line split after `.`, `!` or `?` followed by whitespace; use it when the
+    /// model will embed sentences and the file holds whole documents).
+    #[serde(default)]
+    pub split: CalibrationSplit,
+    /// Number of samples (lines, or sentences with `split: sentences`) used, from the start.
     #[serde(default = "calibration_samples")]
     #[schemars(range(min = 1))]
     pub samples: u32,
-    /// Sentences per batch.
+    /// Samples per batch at most (samples are batched by token count, so no batch is padded).
     #[serde(default = "sixteen")]
     #[schemars(range(min = 1))]
     pub batch_size: u32,
@@ -142,6 +158,7 @@ impl Default for Calibration {
     fn default() -> Self {
         Calibration {
             data: builtin_calibration(),
+            split: CalibrationSplit::Lines,
             samples: calibration_samples(),
             batch_size: 16,
             max_seq_len: max_seq(),
