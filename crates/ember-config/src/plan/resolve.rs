@@ -220,7 +220,13 @@ impl Resolver<'_> {
                         quantization_type: s.quantization_type,
                         grouping,
                         format: s.format.or(g.format),
-                        rounding: s.rounding,
+                        // GPTQ needs a layer's inputs: an embedding lookup has none, it rounds
+                        // to nearest.
+                        rounding: if site.kind == SiteKind::Embedding && s.rounding == Rounding::Gptq {
+                            Rounding::Nearest
+                        } else {
+                            s.rounding
+                        },
                         clip: s.clip,
                         mixed_change_ratio: s
                             .fp16_mixed_quantize

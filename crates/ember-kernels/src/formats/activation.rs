@@ -1,7 +1,9 @@
 //! int8 activations: `x[m,k] ≈ s[m] · q[m,k]`, `q ∈ [−127, 127]` (8 bits per value + one f32
 //! scale per row). Dynamic per-token symmetric: `s = max_k |x[m,k]| / 127`,
 //! `q = clamp(round_half_even(x / s), −127, 127)` (an all-zero row gets `s = 0`, `q = 0`); or a
-//! static per-tensor scale from calibration. Asymmetric activations are not implemented yet.
+//! static per-tensor scale from calibration. Other quantizers (asymmetric per-token, whose zero
+//! offset the caller corrects with the weights' row sums) fill the rows through
+//! [`QuantizedActivations::from_rows`].
 //!
 //! Layout: row-major, every row zero-padded to [`super::act_stride`], plus `|q|` as u8
 //! (the unsigned operand of the i8×i8 `maddubs` sign trick), computed once per quantization.
@@ -44,13 +46,31 @@ impl QuantizedActivations {
 
     fn build(x: &[f32], rows: usize, cols: usize, fixed: Option<f32>, cfg: &KernelConfig) -> Self {
         assert_eq!(x.len(), rows * cols, "activations must be rows × cols");
+        Self::from_rows(rows, cols, cfg, |m, dst| {
+            (quantize_row(cfg.isa, &x[m * cols..(m + 1) * cols], dst, fixed), ())
+        })
+        .0
+    }
+
+    /// Activations from a caller's own row quantizer (e.g. asymmetric per-token): `fill(m, codes)`
+    /// writes row `m`'s `cols` codes (any i8, −128 included) straight into the kernels' padded
+    /// layout and returns the row's scale and a value the caller keeps per row (e.g. its zero
+    /// offset), returned in row order. Rows run in parallel as in [`Self::quantize`]; there is no
+    /// intermediate copy (what [`Self::from_codes`] costs).
+    pub fn from_rows<T: Send + Default + Clone>(
+        rows: usize,
+        cols: usize,
+        cfg: &KernelConfig,
+        fill: impl Fn(usize, &mut [i8]) -> (f32, T) + Sync,
+    ) -> (Self, Vec<T>) {
         let stride = act_stride(cols);
         let mut codes = vec![0i8; rows * stride];
         let mut abs = vec![0u8; rows * stride];
         let mut scales = vec![0f32; rows];
-        type Row<'r> = (usize, ((&'r mut [i8], &'r mut [u8]), &'r mut f32));
-        let work = |(m, ((dst, dabs), s)): Row<'_>| {
-            *s = quantize_row(cfg.isa, &x[m * cols..(m + 1) * cols], &mut dst[..cols], fixed);
+        let mut kept = vec![T::default(); rows];
+        type Row<'r, T> = (usize, (((&'r mut [i8], &'r mut [u8]), &'r mut f32), &'r mut T));
+        let work = |(m, (((dst, dabs), s), t)): Row<'_, T>| {
+            (*s, *t) = fill(m, &mut dst[..cols]);
             for (a, q) in dabs.iter_mut().zip(dst.iter()) {
                 *a = q.unsigned_abs();
             }
@@ -60,23 +80,26 @@ impl QuantizedActivations {
             let rows_iter = codes
                 .par_chunks_mut(stride)
                 .zip(abs.par_chunks_mut(stride))
-                .zip(scales.par_iter_mut());
+                .zip(scales.par_iter_mut())
+                .zip(kept.par_iter_mut());
             cfg.install(|| rows_iter.enumerate().for_each(work));
         } else {
             let rows_iter = codes
                 .chunks_mut(stride)
                 .zip(abs.chunks_mut(stride))
-                .zip(scales.iter_mut());
+                .zip(scales.iter_mut())
+                .zip(kept.iter_mut());
             rows_iter.enumerate().for_each(work);
         }
-        QuantizedActivations {
+        let acts = QuantizedActivations {
             rows,
             cols,
             stride,
             codes,
             abs,
             scales,
-        }
+        };
+        (acts, kept)
     }
 
     /// Wrap already-quantized codes `[rows × cols]` (any i8, −128 included) with per-row scales.

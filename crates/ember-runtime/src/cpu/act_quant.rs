@@ -182,7 +182,10 @@ super::ops::simd_fn!(
 );
 
 /// Integer codes of a `[rows, cols]` activation: `(codes, scales, offsets)`, offsets only for
-/// asymmetric specs. Rows run in parallel on the current rayon pool when `parallel`.
+/// asymmetric specs. Rows run in parallel on the current rayon pool when `parallel`. (The engine
+/// writes codes straight into the kernels' layout with `quantize_row_codes`; this plain form is
+/// the tests' reference.)
+#[cfg(test)]
 pub(crate) fn quantize_codes(
     simd: super::ops::Simd,
     parallel: bool,
@@ -363,6 +366,29 @@ mod tests {
                         (-(1 << (s.bits - 1)), (1 << (s.bits - 1)) - 1)
                     };
                     assert!((lo..=hi).contains(&(c as i32)), "{s:?}: code {c}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn codes_written_into_the_kernel_layout_equal_the_plain_codes() {
+        use ember_kernels::{KernelConfig, QuantizedActivations};
+        let (rows, cols) = (300, 250); // large enough for the kernels' parallel path
+        let x: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919 % 1000) as f32 - 300.0) * 0.013)
+            .collect();
+        for s in specs() {
+            for simd in Simd::all() {
+                let (codes, scales, offsets) = quantize_codes(simd, false, &s, &x, rows, cols);
+                let want = QuantizedActivations::from_codes(&codes, rows, cols, &scales).unwrap();
+                let (got, kept) = QuantizedActivations::from_rows(rows, cols, &KernelConfig::default(), |m, c| {
+                    let rq = quantize_row_codes(simd, &s, &x[m * cols..(m + 1) * cols], c);
+                    (rq.scale, rq.offset)
+                });
+                assert_eq!(got, want, "{s:?} {simd:?}");
+                if let Some(o) = offsets {
+                    assert_eq!(kept, o, "{s:?} {simd:?}");
                 }
             }
         }

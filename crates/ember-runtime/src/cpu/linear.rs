@@ -208,9 +208,14 @@ impl LinearOp {
                             offsets: None,
                         });
                     }
-                    let (codes, scales, offsets) = act_quant::quantize_codes(ex.simd, parallel, &spec, x, r, k);
-                    let acts = QuantizedActivations::from_codes(&codes, r, k, &scales)
-                        .map_err(|e| RuntimeError::Invalid(format!("activation codes: {e}")))?;
+                    // Other specs (asymmetric, static, DeepSpeed numerics): Ember's row quantizer
+                    // writes the codes straight into the kernels' layout.
+                    let cfg = if parallel { ex.kcfg } else { ex.single() };
+                    let (acts, offsets) = QuantizedActivations::from_rows(r, k, &cfg, |m, codes| {
+                        let rq = act_quant::quantize_row_codes(ex.simd, &spec, &x[m * k..(m + 1) * k], codes);
+                        (rq.scale, rq.offset)
+                    });
+                    let offsets = (!spec.symmetric).then_some(offsets);
                     Ok(CodeChunk { rows, acts, offsets })
                 };
                 let done: Result<Vec<CodeChunk>> = if chunks.len() == 1 {
