@@ -70,7 +70,14 @@ impl LinearSlots {
 
     /// Precomputes the transformed weight so inference does not redo it on every forward
     /// (post-training models whose weights no longer change). Training must not freeze.
+    ///
+    /// A weight GPTQ has solved keeps its solution: calling this again does not fall back to
+    /// round-to-nearest (which would leave the model computing with other codes than the ones
+    /// `quantized` holds for clean).
     pub fn precompute(&mut self, w: Tensor<2>) {
+        if self.quantized.is_some() && self.frozen.is_some() {
+            return;
+        }
         self.frozen = None;
         if let (Some(q), Some(observer)) = (self.weight_quant, self.gram.as_ref())
             && let Some((_, gram)) = observer.gram()
@@ -148,5 +155,54 @@ impl EmbeddingSlots {
             Some(q) => q.apply(w),
             None => w,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, TensorData};
+    use ember_config::types::{Clip, Numerics};
+
+    use super::*;
+    use crate::numerics::{GroupLayout, Scheme};
+
+    fn tensor(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    fn values(t: Tensor<2>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn a_gptq_solution_survives_a_second_precompute() {
+        let device = Device::flex();
+        let (rows, cols, n) = (4, 16, 48);
+        let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
+        // Correlated inputs (column j leans on column j − 1), so GPTQ has something to compensate.
+        let x: Vec<f32> = (0..n * cols)
+            .map(|i| ((i * 7919 % 101) as f32 - 50.0) / 25.0 + if i % cols > 0 { 0.5 } else { 0.0 })
+            .collect();
+        let mut slots = LinearSlots {
+            weight_quant: Some(WeightQuant {
+                scheme: Scheme::Asymmetric { bits: 3 },
+                layout: GroupLayout::PerRow,
+                numerics: Numerics::Ember,
+                clip: Clip::None,
+            }),
+            gram: Some(GramObserver::new()),
+            ..LinearSlots::default()
+        };
+        slots.input(tensor(x, [n, cols], &device));
+        let w = tensor(w, [rows, cols], &device);
+        slots.precompute(w.clone());
+        let solved = values(slots.frozen.clone().expect("GPTQ froze the weight"));
+        let codes = slots.quantized.clone().expect("GPTQ kept its codes");
+        assert_eq!(solved, numerics::dequantize(&codes));
+        // A second precompute (e.g. `into_inference` after a calibration that precomputed) keeps
+        // the solution: the model and clean's codes stay the same.
+        slots.precompute(w);
+        assert_eq!(values(slots.frozen.clone().unwrap()), solved);
+        assert_eq!(slots.quantized, Some(codes));
     }
 }
