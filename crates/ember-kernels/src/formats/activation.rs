@@ -6,7 +6,8 @@
 //! [`QuantizedActivations::from_rows`].
 //!
 //! Layout: row-major, every row zero-padded to [`super::act_stride`], plus `|q|` as u8
-//! (the unsigned operand of the i8×i8 `maddubs` sign trick), computed once per quantization.
+//! (the unsigned operand of the i8×i8 `maddubs` sign trick) and `q + 128` as u8 (the unsigned
+//! operand of VNNI's `vpdpbusd`, corrected by 128·Σw), both computed once per quantization.
 
 use super::{FormatError, act_stride, check_len};
 use crate::config::{Isa, KernelConfig};
@@ -23,7 +24,16 @@ pub struct QuantizedActivations {
     stride: usize,
     codes: Vec<i8>,
     abs: Vec<u8>,
+    biased: Vec<u8>,
     scales: Vec<f32>,
+}
+
+/// `|q|` and `q + 128` of a row of codes (the kernels' two unsigned views of them).
+fn derive_unsigned(codes: &[i8], abs: &mut [u8], biased: &mut [u8]) {
+    for ((a, b), &q) in abs.iter_mut().zip(biased.iter_mut()).zip(codes) {
+        *a = q.unsigned_abs();
+        *b = (q as u8) ^ 0x80;
+    }
 }
 
 impl QuantizedActivations {
@@ -66,20 +76,23 @@ impl QuantizedActivations {
         let stride = act_stride(cols);
         let mut codes = vec![0i8; rows * stride];
         let mut abs = vec![0u8; rows * stride];
+        let mut biased = vec![0u8; rows * stride];
         let mut scales = vec![0f32; rows];
         let mut kept = vec![T::default(); rows];
-        type Row<'r, T> = (usize, (((&'r mut [i8], &'r mut [u8]), &'r mut f32), &'r mut T));
-        let work = |(m, (((dst, dabs), s), t)): Row<'_, T>| {
+        type Row<'r, T> = (
+            usize,
+            ((((&'r mut [i8], &'r mut [u8]), &'r mut [u8]), &'r mut f32), &'r mut T),
+        );
+        let work = |(m, ((((dst, dabs), dbiased), s), t)): Row<'_, T>| {
             (*s, *t) = fill(m, &mut dst[..cols]);
-            for (a, q) in dabs.iter_mut().zip(dst.iter()) {
-                *a = q.unsigned_abs();
-            }
+            derive_unsigned(dst, dabs, dbiased);
         };
         if rows * cols >= PARALLEL_MIN_VALUES && cfg.is_parallel() {
             use rayon::prelude::*;
             let rows_iter = codes
                 .par_chunks_mut(stride)
                 .zip(abs.par_chunks_mut(stride))
+                .zip(biased.par_chunks_mut(stride))
                 .zip(scales.par_iter_mut())
                 .zip(kept.par_iter_mut());
             cfg.install(|| rows_iter.enumerate().for_each(work));
@@ -87,6 +100,7 @@ impl QuantizedActivations {
             let rows_iter = codes
                 .chunks_mut(stride)
                 .zip(abs.chunks_mut(stride))
+                .zip(biased.chunks_mut(stride))
                 .zip(scales.iter_mut())
                 .zip(kept.iter_mut());
             rows_iter.enumerate().for_each(work);
@@ -97,6 +111,7 @@ impl QuantizedActivations {
             stride,
             codes,
             abs,
+            biased,
             scales,
         };
         (acts, kept)
@@ -114,13 +129,15 @@ impl QuantizedActivations {
         for m in 0..rows {
             padded[m * stride..m * stride + cols].copy_from_slice(&codes[m * cols..(m + 1) * cols]);
         }
-        let abs = padded.iter().map(|q| q.unsigned_abs()).collect();
+        let (mut abs, mut biased) = (vec![0u8; padded.len()], vec![0u8; padded.len()]);
+        derive_unsigned(&padded, &mut abs, &mut biased);
         Ok(QuantizedActivations {
             rows,
             cols,
             stride,
             codes: padded,
             abs,
+            biased,
             scales: scales.to_vec(),
         })
     }
@@ -157,6 +174,10 @@ impl QuantizedActivations {
     }
     pub(crate) fn padded_abs(&self) -> &[u8] {
         &self.abs
+    }
+    /// `q + 128` as u8 (padding: 128), the unsigned operand of `vpdpbusd`.
+    pub(crate) fn padded_biased(&self) -> &[u8] {
+        &self.biased
     }
 
     /// `Σ_k q[m,k]` over consecutive groups of `group` inputs, `[rows × ceil(stride/group)]`.

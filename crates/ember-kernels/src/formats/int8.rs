@@ -19,6 +19,9 @@ pub struct PackedInt8 {
     geom: PanelGeom,
     codes: Vec<u8>,
     scales: Vec<f32>,
+    /// `Σ q[n,k]` over each scale group, `[group][padded row]`: VNNI multiplies `q` by the
+    /// activation code plus 128 and takes 128 times this back off.
+    code_sums: Vec<i32>,
 }
 
 impl PackedInt8 {
@@ -54,6 +57,14 @@ impl PackedInt8 {
         }
         let geom = PanelGeom::new(cols, 8);
         let packed = geom.pack(rows, cols, 0, |n, k| codes[n * cols + k] as u8);
+        let width = group_size.unwrap_or(cols.max(1));
+        let padded_rows = super::n_panels(rows) * super::PANEL_ROWS;
+        let mut code_sums = vec![0i32; groups * padded_rows];
+        for n in 0..rows {
+            for (k, &q) in codes[n * cols..(n + 1) * cols].iter().enumerate() {
+                code_sums[(k / width) * padded_rows + n] += q as i32;
+            }
+        }
         Ok(PackedInt8 {
             rows,
             cols,
@@ -61,6 +72,7 @@ impl PackedInt8 {
             geom,
             codes: packed,
             scales: pad_group_major(scales, rows, groups, 0.0, true),
+            code_sums,
         })
     }
 
@@ -116,6 +128,11 @@ impl PackedInt8 {
     /// `[group][padded row]` scales (kernels only).
     pub(crate) fn padded_scales(&self) -> &[f32] {
         &self.scales
+    }
+
+    /// Per-group code sums, `[group][padded row]` (see the field).
+    pub(crate) fn padded_code_sums(&self) -> &[i32] {
+        &self.code_sums
     }
 
     /// K-blocks per scale group (all of a row's k-blocks when ungrouped).

@@ -245,6 +245,9 @@ pub(crate) mod gemm_i8i8 {
     pub(crate) struct Prep<'a> {
         c: Common<'a>,
         abs: &'a [u8],
+        /// VNNI path: activation codes + 128 (u8) and the weights' per-group code sums.
+        biased: &'a [u8],
+        code_sums: &'a [i32],
         w: &'a [u8],
         units: usize,
         kb_per_group: usize,
@@ -269,6 +272,8 @@ pub(crate) mod gemm_i8i8 {
             },
             c: Common::new(a, w.rows(), bias),
             abs: a.padded_abs(),
+            biased: a.padded_biased(),
+            code_sums: w.padded_code_sums(),
             w: w.panel_codes(),
             units: w.units(),
             kb_per_group: w.kblocks_per_group(),
@@ -394,8 +399,18 @@ pub(crate) mod gemm_i8i8 {
                 kb += 1;
             }
             for v in 0..NV {
+                let at = g * p.c.srows + (p0 + v) * PANEL_ROWS;
+                if VNNI {
+                    // Σ (q + 128)·w − 128·Σ w = Σ q·w.
+                    // SAFETY: code sums are `[groups][srows]` like the scales.
+                    let sums = unsafe { _mm256_loadu_si256(p.code_sums.as_ptr().add(at) as *const __m256i) };
+                    let bias = _mm256_slli_epi32(sums, 7);
+                    for accm in acc.iter_mut() {
+                        accm[v] = _mm256_sub_epi32(accm[v], bias);
+                    }
+                }
                 // SAFETY: scales are `[groups][srows]`, panel `p0 + v` is inside `srows`.
-                let s = unsafe { _mm256_loadu_ps(p.scales.as_ptr().add(g * p.c.srows + (p0 + v) * PANEL_ROWS)) };
+                let s = unsafe { _mm256_loadu_ps(p.scales.as_ptr().add(at)) };
                 for m in 0..MR {
                     facc[m][v] = _mm256_add_ps(facc[m][v], _mm256_mul_ps(_mm256_cvtepi32_ps(acc[m][v]), s));
                 }
@@ -405,10 +420,11 @@ pub(crate) mod gemm_i8i8 {
         unsafe { p.c.finish(&facc, m0, p0, out) };
     }
 
-    /// Accumulate k-block `kb` of rows `m0..m0+MR` × panels `p0..p0+NV` into `acc` (i32) with the
-    /// sign trick: `vpdpbusd(acc, |a|, sign(w, a))`, or `maddubs(|a|, sign(w, a))` + `madd(·, 1)`
-    /// without VNNI — |a| ≤ 128 as u8, `sign(w, a)` ∈ [−127, 127] because packed weights never
-    /// hold −128 (−(−128) would wrap).
+    /// Accumulate k-block `kb` of rows `m0..m0+MR` × panels `p0..p0+NV` into `acc` (i32). With
+    /// VNNI: `vpdpbusd(acc, a + 128, w)` (exact, non-saturating; the caller subtracts 128·Σw per
+    /// group), one instruction per 4 products. Without: the sign trick,
+    /// `maddubs(|a|, sign(w, a))` + `madd(·, 1)` — |a| ≤ 128 as u8, `sign(w, a)` ∈ [−127, 127]
+    /// because packed weights never hold −128 (−(−128) would wrap).
     ///
     /// # Safety
     /// AVX2 (+ AVX-512 VNNI/VL when `VNNI`); `kb < units`, rows and panels inside the operands.
@@ -430,6 +446,19 @@ pub(crate) mod gemm_i8i8 {
                 _mm256_loadu_si256(p.w.as_ptr().add(((p0 + v) * p.units + kb) * UNIT_BYTES) as *const __m256i)
             };
         }
+        if VNNI {
+            // `vpdpbusd(acc, q + 128, w)`: no sign trick; `micro` subtracts 128·Σw per group.
+            let biased = p.biased.as_ptr();
+            for (m, accm) in acc.iter_mut().enumerate() {
+                let off = (m0 + m) * lda + kb * KBLOCK;
+                // SAFETY: as below, same offsets in the same-sized biased buffer.
+                let ub = unsafe { _mm256_set1_epi32((biased.add(off) as *const i32).read_unaligned()) };
+                for (v, acc_v) in accm.iter_mut().enumerate() {
+                    *acc_v = dpbusd(*acc_v, ub, wv[v]);
+                }
+            }
+            return;
+        }
         for (m, accm) in acc.iter_mut().enumerate() {
             let off = (m0 + m) * lda + kb * KBLOCK;
             // SAFETY: `kb * 4 + 4 <= units * 4 <= lda` (rows padded to 32), row `m0 + m` exists.
@@ -441,13 +470,9 @@ pub(crate) mod gemm_i8i8 {
             };
             for (v, acc_v) in accm.iter_mut().enumerate() {
                 let signed = _mm256_sign_epi8(wv[v], sa);
-                if VNNI {
-                    *acc_v = dpbusd(*acc_v, ua, signed);
-                } else {
-                    // |pair| ≤ 2·128·127 = 32512: `maddubs` cannot saturate
-                    let prod = _mm256_maddubs_epi16(ua, signed);
-                    *acc_v = _mm256_add_epi32(*acc_v, _mm256_madd_epi16(prod, _mm256_set1_epi16(1)));
-                }
+                // |pair| ≤ 2·128·127 = 32512: `maddubs` cannot saturate
+                let prod = _mm256_maddubs_epi16(ua, signed);
+                *acc_v = _mm256_add_epi32(*acc_v, _mm256_madd_epi16(prod, _mm256_set1_epi16(1)));
             }
         }
     }
