@@ -30,7 +30,9 @@
 //! compiled) and an AVX2 version with the same name in `arch/x86_64/`; integer kernels agree bit
 //! for bit. [`Isa::Avx512Vnni`] runs the same AVX2 kernels with AVX-512 VNNI's `vpdpbusd` (on
 //! 256-bit registers) as the integer inner product where the CPU has it (this project's Zen 4
-//! machines do, although DESIGN §10 says "no VNNI"). Never `target-cpu=native`.
+//! machines do, although DESIGN §10 says "no VNNI"); the i8×i8 kernel then multiplies the
+//! activation codes plus 128 (unsigned) by the weights and takes 128·Σw off per scale group,
+//! instead of AVX2's sign trick. Never `target-cpu=native`.
 //! [`Threads::Count`] runs on a dedicated, cached pool of that many threads; work is split over
 //! output tiles of [`gemm::TILE_ROWS`] rows × [`gemm::TILE_PANELS`]·8 columns, and calls below
 //! [`gemm::PARALLEL_MIN_MACS`] stay on the calling thread.
