@@ -85,12 +85,7 @@ pub fn gptq(
                     .map(|&v| v as f32)
                     .collect();
                 let codes = &mut tmp[..x.len()];
-                let (s, z) = match (asym, clip) {
-                    (true, Clip::None) => int::asymmetric(&x, bits, numerics, codes),
-                    (true, Clip::Mse) => int::asymmetric_mse(&x, bits, numerics, codes),
-                    (false, Clip::None) => int::symmetric(&x, bits, numerics, codes),
-                    (false, Clip::Mse) => int::symmetric_mse(&x, bits, numerics, codes),
-                };
+                let (s, z) = int::group(&x, bits, asym, numerics, clip, codes);
                 row_scales[g] = s;
                 row_zeros[g] = z;
             }

@@ -2,7 +2,7 @@
 //! DeepSpeed's formulas are transcribed from `compression/utils.py` (Sym/AsymQuantizer, compat-notes
 //! §2.1–2.2) with the same float32 operation order, so results match bit for bit.
 
-use ember_config::types::Numerics;
+use ember_config::types::{Clip, Numerics};
 
 use super::round;
 
@@ -68,6 +68,17 @@ pub(crate) fn asymmetric(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [
             }
             (scale, zero)
         }
+    }
+}
+
+/// One integer group, symmetric or asymmetric, with its range chosen by `clip`: writes the codes
+/// and returns (scale, zero) — the one dispatch round-to-nearest and GPTQ's static groups share.
+pub(crate) fn group(x: &[f32], bits: u32, asym: bool, numerics: Numerics, clip: Clip, codes: &mut [i32]) -> (f32, f32) {
+    match (asym, clip) {
+        (false, Clip::None) => symmetric(x, bits, numerics, codes),
+        (false, Clip::Mse) => symmetric_mse(x, bits, numerics, codes),
+        (true, Clip::None) => asymmetric(x, bits, numerics, codes),
+        (true, Clip::Mse) => asymmetric_mse(x, bits, numerics, codes),
     }
 }
 

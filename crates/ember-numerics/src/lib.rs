@@ -132,14 +132,12 @@ pub fn quantize_with(
         .with_min_len(64)
         .map(|(group, codes)| {
             let x = &w[group.clone()];
-            match (scheme, clip) {
-                (Scheme::Symmetric { bits }, Clip::None) => int::symmetric(x, bits, numerics, codes),
-                (Scheme::Symmetric { bits }, Clip::Mse) => int::symmetric_mse(x, bits, numerics, codes),
-                (Scheme::Asymmetric { bits }, Clip::None) => int::asymmetric(x, bits, numerics, codes),
-                (Scheme::Asymmetric { bits }, Clip::Mse) => int::asymmetric_mse(x, bits, numerics, codes),
-                (Scheme::Ternary, _) => (ternary::ternary(x, codes), 0.0),
-                (Scheme::Binary, _) => (ternary::binary(x, numerics, codes), 0.0),
-                (Scheme::Float(_), _) => (
+            match scheme {
+                Scheme::Symmetric { bits } => int::group(x, bits, false, numerics, clip, codes),
+                Scheme::Asymmetric { bits } => int::group(x, bits, true, numerics, clip, codes),
+                Scheme::Ternary => (ternary::ternary(x, codes), 0.0),
+                Scheme::Binary => (ternary::binary(x, numerics, codes), 0.0),
+                Scheme::Float(_) => (
                     grid.as_ref().expect("float scheme has a grid").quantize_group(x, codes),
                     0.0,
                 ),
