@@ -63,6 +63,38 @@ def ember_sym(x, bits, groups):
     return out.astype(f32).reshape(x.shape)
 
 
+def exact_scale(m, qmax):
+    # max/qmax, nudged by at most one ulp so that scale·qmax == max when such a float exists.
+    s = f32(m / qmax)
+    for cand in (s, np.nextafter(s, f32(np.inf)), np.nextafter(s, f32(-np.inf))):
+        if f32(cand * qmax) == m:
+            return f32(cand)
+    return s
+
+
+def ember_asym(x, bits, groups):
+    # DESIGN §5 with the range widened to include 0 (as PyTorch and ONNX do), so the zero point is
+    # an integer code in [0, 2^b - 1]; a one-signed group keeps its extreme exactly.
+    top = f32(2 ** bits - 1)
+    g = x.reshape(groups, -1)
+    out = np.zeros_like(g)
+    for i, row in enumerate(g):
+        mn = min(f32(row.min()), f32(0))
+        mx = max(f32(row.max()), f32(0))
+        if mn == 0:
+            s = exact_scale(mx, top)
+        elif mx == 0:
+            s = exact_scale(f32(-mn), top)
+        else:
+            s = f32((mx - mn) / top)
+        if s == 0:
+            continue
+        z = np.round(f32(-mn) / s)
+        q = np.clip(np.round(row / s) + z, 0, top)
+        out[i] = (q - z) * s
+    return out.astype(f32).reshape(x.shape)
+
+
 def ternary(x, groups):
     g = x.reshape(groups, -1).astype(np.float64)
     out = np.zeros(g.shape, dtype=f32)
@@ -91,6 +123,7 @@ def main():
         cases.append({"name": f"deepspeed-sym-{bits}-g{groups}", "numerics": "deepspeed", "scheme": "symmetric", "bits": bits, "groups": groups, "out": ds_sym(w, bits, groups).ravel().tolist()})
         cases.append({"name": f"deepspeed-asym-{bits}-g{groups}", "numerics": "deepspeed", "scheme": "asymmetric", "bits": bits, "groups": groups, "out": ds_asym(w, bits, groups).ravel().tolist()})
         cases.append({"name": f"ember-sym-{bits}-g{groups}", "numerics": "ember", "scheme": "symmetric", "bits": bits, "groups": groups, "out": ember_sym(w, bits, groups).ravel().tolist()})
+        cases.append({"name": f"ember-asym-{bits}-g{groups}", "numerics": "ember", "scheme": "asymmetric", "bits": bits, "groups": groups, "out": ember_asym(w, bits, groups).ravel().tolist()})
     for groups in [1, 48]:
         cases.append({"name": f"ternary-g{groups}", "numerics": "deepspeed", "scheme": "ternary", "bits": 2, "groups": groups, "out": ternary(w, groups).ravel().tolist()})
         cases.append({"name": f"binary-g{groups}", "numerics": "deepspeed", "scheme": "binary", "bits": 1, "groups": groups, "out": binary(w, groups).ravel().tolist()})

@@ -75,7 +75,8 @@ pub fn inventory_for(source: &str) -> Result<Inventory, Error> {
     let config = dir.join("config.json");
     if !dir.is_dir() {
         return Err(Error::Other(format!(
-            "unknown model `{source}`: use a built-in name (minilm-l6, minilm-l3, bert-base) or a directory with an HF config.json"
+            "unknown model `{source}`: use a built-in name ({}) or a directory with an HF config.json",
+            ember_config::known_model_names().join(", ")
         )));
     }
     let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
@@ -93,17 +94,34 @@ pub fn compose(opts: &ComposeOptions) -> Result<ComposeOutcome, Error> {
 
 /// Runs the pipeline with `registry` (built-ins plus whatever a user crate registered).
 pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<ComposeOutcome, Error> {
-    let mut events = Events::open(opts.events.as_deref())?;
     let text = std::fs::read_to_string(&opts.config).map_err(|e| Error::io(&opts.config, e))?;
     let parsed = ember_config::parse_config(&text, &registry.catalog())?;
     let config = &parsed.config;
     let source = opts.model.clone().unwrap_or_else(|| config.model.source.clone());
+    let out = opts
+        .out
+        .clone()
+        .or_else(|| config.export.as_ref().map(|e| PathBuf::from(&e.path)));
+    // No output may be an input (the config, a model directory, the other output), checked
+    // before any work; the event file is created only by its first event.
+    let model_path = Path::new(&source);
+    let mut inputs: Vec<&Path> = vec![&opts.config];
+    if model_path.exists() {
+        inputs.push(model_path);
+    }
+    let mut events = Events::open(opts.events.as_deref(), &inputs)?;
+    if let Some(out) = &out {
+        let mut reads = inputs.clone();
+        reads.extend(opts.events.as_deref());
+        crate::fsutil::check_output(out, &reads)?;
+    }
     let composer = Composer::new(registry.clone());
     let plan = composer.plan(config, &inventory_for(&source)?)?;
     let mut warnings = parsed.warnings.clone();
     warnings.extend(plan.warnings.iter().cloned());
-    events.emit("plan", &serde_json::json!({ "model": plan.model, "bytes_before": plan.bytes_before(), "bytes_after": plan.bytes_after(), "techniques": plan.techniques() }))?;
+    let plan_event = serde_json::json!({ "model": plan.model, "bytes_before": plan.bytes_before(), "bytes_after": plan.bytes_after(), "techniques": plan.techniques() });
     if opts.dry_run {
+        events.emit("plan", &plan_event)?;
         return Ok(ComposeOutcome {
             plan,
             warnings,
@@ -114,13 +132,7 @@ pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<Compos
     }
     // Refuse what cannot run before fetching or loading anything.
     composer.check_supported(config, &plan)?;
-    let out = opts
-        .out
-        .clone()
-        .or_else(|| config.export.as_ref().map(|e| PathBuf::from(&e.path)));
-    if let Some(out) = &out {
-        check_writable_parent(out)?;
-    }
+    events.emit("plan", &plan_event)?;
 
     let assets = Assets::from_env()?.quiet(opts.quiet);
     // A missing or empty calibration file is reported before the model is fetched or loaded.
@@ -226,7 +238,7 @@ fn write_artifact(
             .collect(),
         crate::runner::Backend::Burn(_) => Vec::new(),
     };
-    let peak_rss_mb = crate::cli::bench::peak_rss_mb();
+    let peak_rss_mb = crate::progress::peak_rss_mb();
     let figures = &mut cleaned.meta.figures;
     figures.insert("cos_mean".into(), cos_mean.into());
     figures.insert("cos_min".into(), cos_min.into());
@@ -256,40 +268,13 @@ fn run_eval(
     quiet: bool,
 ) -> Result<EvalReport, Error> {
     let data = EvalData::load(assets)?;
-    let bar = crate::cli::embed::progress_bar(0, "evaluating", quiet);
+    let bar = crate::progress::progress_bar(0, "evaluating", quiet);
     let report = evaluate(model, teacher, &data, &mut |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
     Ok(report)
-}
-
-/// Fails before any work when the artifact's directory does not exist.
-fn check_writable_parent(out: &Path) -> Result<(), Error> {
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !parent.is_dir() {
-        return Err(Error::io(
-            out,
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("directory {} does not exist; create it first", parent.display()),
-            ),
-        ));
-    }
-    if out.is_dir() {
-        return Err(Error::io(
-            out,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "is a directory; give a file name such as model.ember",
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// Attaches `config`'s techniques to a loaded model, calibrates it when a static range needs it,
@@ -319,7 +304,7 @@ pub fn compose_encoder(
             config.calibration.max_seq_len as usize,
         )?;
         let batches = calibration_batches(&calib_tokenizer, &sentences, config.calibration.batch_size as usize)?;
-        let bar = crate::cli::embed::progress_bar(batches.len() as u64, "calibrating", quiet);
+        let bar = crate::progress::progress_bar(batches.len() as u64, "calibrating", quiet);
         let mut failure = None;
         composed.calibrate(
             &batches,

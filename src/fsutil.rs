@@ -1,30 +1,18 @@
-//! Atomic file writes: a temp file next to the target, fsync, rename. A crash never leaves a
-//! half-written output, and an existing file is replaced only by a complete one.
+//! Output files, with the facade's error type: the rules (atomic writes, outputs that are inputs or
+//! not regular files refused before work) live in `ember_runtime::output`, one implementation for
+//! every file Ember writes.
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::Error;
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    ember_runtime::output::write_atomic(path, bytes).map_err(|e| Error::io(path, e))
+}
+
+/// Checks before any work that `out` may be written: a regular file (or none yet) in an existing,
+/// writable directory, and none of `inputs`.
+pub fn check_output(out: &Path, inputs: &[&Path]) -> Result<(), Error> {
+    ember_runtime::output::check_output(out, inputs).map_err(|e| Error::io(out, e))
 }

@@ -16,6 +16,7 @@ mod error;
 pub mod eval;
 pub mod events;
 pub mod fsutil;
+pub mod progress;
 pub mod runner;
 
 pub use ember_config as config;

@@ -25,7 +25,8 @@ pub enum DeviceKind {
     Flex,
     /// burn's wgpu backend (build with `--features wgpu`).
     Wgpu,
-    /// burn's CUDA backend (build with `--features cuda`; needs the CUDA toolkit).
+    /// burn's CUDA backend: not offered by this build (burn-cuda downloads LLVM when it is built);
+    /// selecting it says so and points to `wgpu`, which runs on NVIDIA GPUs through Vulkan.
     Cuda,
 }
 

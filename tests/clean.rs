@@ -28,7 +28,7 @@ fn composed(config: &str) -> Bert {
         loaded,
         &assets,
         true,
-        &mut Events::open(None).unwrap(),
+        &mut Events::open(None, &[]).unwrap(),
     )
     .unwrap()
     .model

@@ -23,7 +23,7 @@ fn cosines(config: &str) -> (f64, f64) {
         loaded,
         &assets,
         true,
-        &mut Events::open(None).unwrap(),
+        &mut Events::open(None, &[]).unwrap(),
     )
     .unwrap();
     let got = encoder.embed(&reference.texts, 16).unwrap();

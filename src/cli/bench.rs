@@ -157,7 +157,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<(), Error> {
         .build()
         .map_err(|e| Error::Other(format!("cannot start {threads} threads: {e}")))?;
     let n_rows = 1 + usize::from(artifact) + usize::from(!args.no_burn);
-    let bar = super::embed::progress_bar((n_rows * 2 * repeats) as u64, "benchmarking", quiet);
+    let bar = crate::progress::progress_bar((n_rows * 2 * repeats) as u64, "benchmarking", quiet);
     let time_runner = |runner: &Runner, label: String| -> Result<EngineRow, Error> {
         let time = |b: &Batch, warmup: usize| -> Result<f64, Error> {
             pool.install(|| {
@@ -181,7 +181,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<(), Error> {
             latency_ms,
             batch_ms,
             sentences_per_s: batch as f64 / (batch_ms / 1e3),
-            peak_rss_mb: peak_rss_mb(),
+            peak_rss_mb: crate::progress::peak_rss_mb(),
             load_s: Some(runner.load_seconds),
         })
     };
@@ -290,19 +290,6 @@ fn median(times: &mut [f64]) -> f64 {
     } else {
         (times[n / 2 - 1] + times[n / 2]) / 2.0
     }
-}
-
-/// Peak resident set size of this process in MB (`VmHWM` in `/proc/self/status`; NaN elsewhere).
-pub(crate) fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// Times an onnxruntime variant (`fp32`, `int8-per-channel`) on the same rows: batch 1 (first

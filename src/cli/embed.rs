@@ -1,13 +1,13 @@
 //! `ember embed`: sentences in (one per line), `{"text", "embedding"}` JSON lines out.
 
 use std::fmt::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ember_models::assets::Assets;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Error;
 use crate::fsutil::write_atomic;
+use crate::progress::progress_bar;
 use crate::runner::{DeviceKind, Runner};
 
 /// Arguments of `ember embed`.
@@ -40,6 +40,12 @@ struct Line<'a> {
 
 /// Runs `ember embed`.
 pub fn run(args: &EmbedArgs, quiet: bool) -> Result<(), Error> {
+    let model_path = Path::new(&args.model);
+    let mut inputs: Vec<&Path> = vec![&args.input];
+    if model_path.exists() {
+        inputs.push(model_path);
+    }
+    crate::fsutil::check_output(&args.output, &inputs)?;
     let text = std::fs::read_to_string(&args.input).map_err(|e| Error::io(&args.input, e))?;
     let texts: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let assets = Assets::from_env()?.quiet(quiet);
@@ -63,18 +69,4 @@ pub fn run(args: &EmbedArgs, quiet: bool) -> Result<(), Error> {
         );
     }
     Ok(())
-}
-
-/// A progress bar over `len` items, hidden when quiet (or when stderr is not a terminal).
-pub(crate) fn progress_bar(len: u64, message: &str, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len).with_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({elapsed}, ETA {eta})")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(message.to_string());
-    bar
 }

@@ -34,7 +34,7 @@ pub fn run(args: &EvalArgs, quiet: bool) -> Result<(), Error> {
             model.name
         );
     }
-    let bar = super::embed::progress_bar(0, "evaluating", quiet);
+    let bar = crate::progress::progress_bar(0, "evaluating", quiet);
     let report = evaluate(&model, &teacher, &data, &mut |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);

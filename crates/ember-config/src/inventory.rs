@@ -185,13 +185,27 @@ pub fn bert_from_hf_config(model: &str, config_json: &str) -> Result<Inventory, 
 
 /// Inventories of models known by name, for planning without weights.
 pub fn known_model(name: &str) -> Option<Inventory> {
-    match name {
-        "minilm-l6" => Some(Inventory::bert("minilm-l6", 6, 384, 12, 1536, 30522, 512)),
-        "minilm-l3" => Some(Inventory::bert("minilm-l3", 3, 384, 12, 1536, 30522, 512)),
-        "bert-base" => Some(Inventory::bert("bert-base", 12, 768, 12, 3072, 30522, 512)),
-        _ => None,
-    }
+    KNOWN_MODELS
+        .iter()
+        .find(|m| m.0 == name)
+        .map(|&(name, layers, d, heads, ff, vocab, positions)| {
+            Inventory::bert(name, layers, d, heads, ff, vocab, positions)
+        })
 }
+
+/// The names [`known_model`] answers, for messages.
+pub fn known_model_names() -> Vec<&'static str> {
+    KNOWN_MODELS.iter().map(|m| m.0).collect()
+}
+
+/// BERT-style models Ember plans by name without their files: (name, layers, hidden size,
+/// heads, FFN width, vocabulary, positions). The one list; what can be fetched is a subset
+/// (`ember_models::assets::KNOWN_MODELS`, tested to be one).
+const KNOWN_MODELS: &[(&str, usize, usize, usize, usize, usize, usize)] = &[
+    ("minilm-l6", 6, 384, 12, 1536, 30522, 512),
+    ("minilm-l3", 3, 384, 12, 1536, 30522, 512),
+    ("bert-base", 12, 768, 12, 3072, 30522, 512),
+];
 
 fn emb(path: &str, role: SiteRole, rows: usize, dim: usize) -> Site {
     Site {

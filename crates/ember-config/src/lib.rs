@@ -33,14 +33,16 @@ mod parse;
 pub mod plan;
 pub mod schema;
 pub mod suggest;
+pub mod techniques;
 pub mod types;
 mod validate;
 
 pub use custom::{Catalog, CustomTechniqueSpec};
 pub use error::{ConfigError, ConfigErrors};
-pub use inventory::{Inventory, Site, SiteKind, SiteRole, bert_from_hf_config, known_model};
+pub use inventory::{Inventory, Site, SiteKind, SiteRole, bert_from_hf_config, known_model, known_model_names};
 pub use parse::{ParsedConfig, load_config, parse_config};
 pub use plan::{Plan, resolve_plan};
 pub use schema::{config_schema, config_schema_text};
+pub use techniques::{TechniqueFacts, builtin_technique, training_reasons};
 pub use types::EmberConfig;
 pub use validate::BUILTIN_TEXTS;

@@ -374,93 +374,9 @@ fn needs_training(cfg: &EmberConfig, errors: &mut Vec<ConfigError>) {
     if cfg.training.is_some() {
         return;
     }
-    for (pointer, why) in training_reasons(cfg) {
+    for (pointer, why) in crate::techniques::training_reasons(cfg) {
         errors.push(ConfigError::invalid(pointer, format!("{why}, which needs training, but the config has no `training` section; add one (e.g. \"training\": {{\"steps\": 1000}})")));
     }
-}
-
-/// Why a config needs Ember's training loop: `(JSON pointer, reason)` per technique that does.
-/// The plan's `needs_training` flag is this list being non-empty.
-pub(crate) fn training_reasons(cfg: &EmberConfig) -> Vec<(String, String)> {
-    let ct = &cfg.compression_training;
-    let mut reasons: Vec<(String, String)> = Vec::new();
-    if let Some(t) = &ct.weight_quantization
-        && t.shared_parameters.enabled
-    {
-        let s = &t.shared_parameters;
-        if s.schedule_offset > 0 {
-            reasons.push((
-                format!("{CT}/weight_quantization/shared_parameters/schedule_offset"),
-                format!("weight quantization starts at step {}", s.schedule_offset),
-            ));
-        }
-        if !s.quantize_weight_in_forward {
-            reasons.push((
-                format!("{CT}/weight_quantization/shared_parameters/quantize_weight_in_forward"),
-                "MoQ (quantize_weight_in_forward: false) quantizes after optimizer steps".into(),
-            ));
-        }
-    }
-    let offset = |name: &str, enabled: bool, offset: u64, reasons: &mut Vec<(String, String)>| {
-        if enabled && offset > 0 {
-            reasons.push((
-                format!("{CT}/{name}/shared_parameters/schedule_offset"),
-                format!("{name} starts at step {offset} (DeepSpeed's default is 1000; set 0 for post-training use)"),
-            ));
-        }
-    };
-    let topk = |name: &str, enabled: bool, method: PruningMethod, reasons: &mut Vec<(String, String)>| {
-        if enabled && method != PruningMethod::L1 {
-            reasons.push((
-                format!("{CT}/{name}/shared_parameters/method"),
-                format!(
-                    "{name} with method `{}` learns its mask",
-                    if method == PruningMethod::Topk {
-                        "topk"
-                    } else {
-                        "snip_momentum"
-                    }
-                ),
-            ));
-        }
-    };
-    if let Some(t) = &ct.activation_quantization {
-        offset(
-            "activation_quantization",
-            t.shared_parameters.enabled,
-            t.shared_parameters.schedule_offset,
-            &mut reasons,
-        );
-    }
-    if let Some(t) = &ct.sparse_pruning {
-        let s = &t.shared_parameters;
-        offset("sparse_pruning", s.enabled, s.schedule_offset, &mut reasons);
-        topk("sparse_pruning", s.enabled, s.method, &mut reasons);
-    }
-    if let Some(t) = &ct.row_pruning {
-        let s = &t.shared_parameters;
-        offset("row_pruning", s.enabled, s.schedule_offset, &mut reasons);
-        topk("row_pruning", s.enabled, s.method, &mut reasons);
-    }
-    if let Some(t) = &ct.head_pruning {
-        let s = &t.shared_parameters;
-        offset("head_pruning", s.enabled, s.schedule_offset, &mut reasons);
-        topk("head_pruning", s.enabled, s.method, &mut reasons);
-    }
-    if let Some(t) = &ct.channel_pruning {
-        let s = &t.shared_parameters;
-        offset("channel_pruning", s.enabled, s.schedule_offset, &mut reasons);
-        topk("channel_pruning", s.enabled, s.method, &mut reasons);
-    }
-    if let Some(d) = &cfg.distillation
-        && !d.losses.is_empty()
-    {
-        reasons.push((
-            "/distillation/losses".into(),
-            "distillation losses are minimised by training".into(),
-        ));
-    }
-    reasons
 }
 
 fn groups<P>(g: &Option<BTreeMap<String, Group<P>>>) -> impl Iterator<Item = (&String, &Group<P>)> {

@@ -44,7 +44,7 @@ fn zeroquant_w8a8_quantizes_every_linear_and_the_word_embeddings() {
     let e = p.module("embeddings.word_embeddings").unwrap();
     assert_eq!(e.weight_quant().unwrap().grouping, Grouping::PerRow);
     assert_eq!(e.bytes_after, 30_522 * 768 + 30_522 * 4);
-    assert_eq!(e.kernel, "lookup_i8");
+    assert_eq!(e.kernel, "lookup_int8");
     assert!(
         p.module("embeddings.position_embeddings")
             .unwrap()

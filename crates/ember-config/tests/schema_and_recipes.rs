@@ -53,10 +53,32 @@ fn every_recipe_carries_schema_validates_and_plans_on_minilm() {
 
 #[test]
 fn schema_rejects_what_validation_rejects_for_editors() {
-    // The schema editors see carries the same ranges the walker enforces.
+    // The schema editors see carries the range the walker enforces: read target_bits' bounds from
+    // the schema, then every value just inside is accepted and every value just outside is
+    // rejected with the pointer of the key.
     let schema: serde_json::Value = serde_json::from_str(&config_schema_text()).unwrap();
-    let text = schema.to_string();
-    assert!(text.contains("\"target_bits\""));
-    assert!(text.contains("\"maximum\":8"));
-    assert!(text.contains("quantize_weight_in_forward"));
+    let bits = &schema["$defs"]["WeightQuantParams"]["properties"]["target_bits"];
+    let (lo, hi) = (bits["minimum"].as_u64().unwrap(), bits["maximum"].as_u64().unwrap());
+    assert_eq!((lo, hi), (1, 8), "{bits}");
+    let config = |target_bits: u64| {
+        format!(
+            r#"{{"compression_training": {{"weight_quantization": {{
+                "shared_parameters": {{"enabled": true, "quantize_weight_in_forward": true}},
+                "different_groups": {{"g": {{"params": {{"start_bits": 8, "target_bits": {target_bits}}},
+                                             "modules": ["intermediate"]}}}}}}}}}}"#
+        )
+    };
+    let pointer = "/compression_training/weight_quantization/different_groups/g/params/target_bits";
+    for ok in lo..=hi {
+        if let Err(e) = parse_config(&config(ok), &Catalog::builtin_only()) {
+            assert!(!e.to_string().contains(pointer), "target_bits {ok}: {e}");
+        }
+    }
+    for bad in [lo - 1, hi + 1] {
+        let e = parse_config(&config(bad), &Catalog::builtin_only()).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!("{pointer}: {bad} is out of range")),
+            "{e}"
+        );
+    }
 }

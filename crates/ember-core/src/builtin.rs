@@ -5,12 +5,12 @@
 //! "not supported yet" until the training loop exists.
 
 use ember_config::SiteKind;
-use ember_config::plan::{Applied, Grouping, ModulePlan, Params, QuantMode};
+use ember_config::plan::{Applied, ModulePlan, Params};
+use ember_config::techniques::{ACTIVATION_QUANTIZATION, TechniqueFacts, WEIGHT_QUANTIZATION};
 use ember_config::types::{QuantizationType, RangeCalibration, RangeMethod, Rounding};
 
 use crate::error::CoreError;
-use crate::fake_quant::{ActQuant, ActRange, WeightQuant};
-use crate::numerics::{GroupLayout, Scheme};
+use crate::fake_quant::{ActRange, ActSpec, WeightQuant};
 use crate::observer::{GramObserver, RangeObserver};
 use crate::technique::{AttachContext, SiteSlots, Technique};
 
@@ -26,11 +26,8 @@ impl WeightQuantization {
                 message: "weight_quantization got foreign params".into(),
             });
         };
-        let layout = match p.grouping {
-            Grouping::RowBlocks(g) => GroupLayout::Chunks(g as usize),
-            Grouping::InputGroups(g) => GroupLayout::RowGroups(g as usize),
-            Grouping::PerRow => GroupLayout::PerRow,
-        };
+        let spec = p.spec(ctx.numerics);
+        let layout = spec.layout;
         let (rows, cols) = (module.shape[0], module.shape[1..].iter().product());
         if !layout.fits(rows, cols) {
             return Err(CoreError::Attach {
@@ -43,11 +40,10 @@ impl WeightQuantization {
                 ),
             });
         }
-        let scheme = Scheme::from_plan(p.bits, p.quantization_type == QuantizationType::Asymmetric, p.format);
         Ok(WeightQuant {
-            scheme,
+            scheme: spec.scheme,
             layout,
-            numerics: ctx.numerics,
+            numerics: spec.numerics,
             clip: p.clip,
         })
     }
@@ -55,24 +51,11 @@ impl WeightQuantization {
 
 impl Technique for WeightQuantization {
     fn key(&self) -> &str {
-        "weight_quantization"
+        WEIGHT_QUANTIZATION.key
     }
 
     fn accepts(&self) -> &[SiteKind] {
-        &[SiteKind::Linear, SiteKind::Embedding]
-    }
-
-    fn supports(&self, _module: &ModulePlan, applied: &Applied) -> Result<(), String> {
-        match &applied.params {
-            Params::WeightQuant(p) if p.mode == QuantMode::Moq => {
-                Err("MoQ (quantize_weight_in_forward: false) needs the training loop".into())
-            }
-            Params::WeightQuant(_) if applied.schedule.start > 0 => Err(format!(
-                "weight quantization starting at step {} needs the training loop",
-                applied.schedule.start
-            )),
-            _ => Ok(()),
-        }
+        WEIGHT_QUANTIZATION.accepts
     }
 
     fn needs_calibration(&self, applied: &Applied) -> bool {
@@ -125,21 +108,11 @@ pub struct ActivationQuantization;
 
 impl Technique for ActivationQuantization {
     fn key(&self) -> &str {
-        "activation_quantization"
+        ACTIVATION_QUANTIZATION.key
     }
 
     fn accepts(&self) -> &[SiteKind] {
-        &[SiteKind::Linear]
-    }
-
-    fn supports(&self, _module: &ModulePlan, applied: &Applied) -> Result<(), String> {
-        if applied.schedule.start > 0 {
-            return Err(format!(
-                "activation quantization starting at step {} needs the training loop",
-                applied.schedule.start
-            ));
-        }
-        Ok(())
+        ACTIVATION_QUANTIZATION.accepts
     }
 
     fn needs_calibration(&self, applied: &Applied) -> bool {
@@ -161,9 +134,9 @@ impl Technique for ActivationQuantization {
         };
         match p.range {
             RangeCalibration::Dynamic => {
-                s.act_quant = Some(ActQuant {
+                s.act_quant = Some(ActSpec {
                     bits: p.bits,
-                    kind: p.quantization_type,
+                    symmetric: p.quantization_type == QuantizationType::Symmetric,
                     range: ActRange::Dynamic,
                     numerics: ctx.numerics,
                 });
@@ -197,9 +170,9 @@ impl Technique for ActivationQuantization {
                 module.path
             )));
         };
-        s.act_quant = Some(ActQuant {
+        s.act_quant = Some(ActSpec {
             bits: p.bits,
-            kind: p.quantization_type,
+            symmetric: p.quantization_type == QuantizationType::Symmetric,
             range: ActRange::Static { min, max },
             numerics: ctx.numerics,
         });
@@ -211,18 +184,17 @@ impl Technique for ActivationQuantization {
 /// and `compose` refuses it with "not supported yet".
 #[derive(Debug)]
 pub struct NotYet {
-    pub key: &'static str,
-    pub accepts: &'static [SiteKind],
+    pub facts: TechniqueFacts,
     pub why: &'static str,
 }
 
 impl Technique for NotYet {
     fn key(&self) -> &str {
-        self.key
+        self.facts.key
     }
 
     fn accepts(&self) -> &[SiteKind] {
-        self.accepts
+        self.facts.accepts
     }
 
     fn supports(&self, _module: &ModulePlan, _applied: &Applied) -> Result<(), String> {
@@ -238,7 +210,7 @@ impl Technique for NotYet {
     ) -> Result<(), CoreError> {
         Err(CoreError::NotSupported(format!(
             "{} on `{}`: {}",
-            self.key, module.path, self.why
+            self.facts.key, module.path, self.why
         )))
     }
 }

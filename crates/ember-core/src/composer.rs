@@ -118,6 +118,9 @@ impl Composer {
                 add("distillation.layerwise (LKD): the layer-by-layer trainer is not built yet".into());
             }
         }
+        for (pointer, why) in ember_config::training_reasons(config) {
+            add(format!("{pointer}: {why}, and Ember's training loop is not built yet"));
+        }
         if config.training.is_some() {
             add("training: Ember's training loop is not built yet".into());
         }
@@ -125,6 +128,13 @@ impl Composer {
             for applied in &module.techniques {
                 match self.registry.get(&applied.technique) {
                     None => add(format!("no technique is registered for `{}`", applied.technique)),
+                    Some(t) if !t.accepts().contains(&module.kind) => add(format!(
+                        "{}: `{}` is a {}; the registered technique handles {}",
+                        applied.technique,
+                        module.path,
+                        module.kind.name(),
+                        t.accepts().iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+                    )),
                     Some(t) => {
                         if let Err(why) = t.supports(module, applied) {
                             add(format!("{}: {why}", applied.technique));

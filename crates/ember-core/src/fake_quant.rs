@@ -9,7 +9,7 @@
 //! calibrated static range).
 
 use burn::tensor::{Tensor, TensorData};
-use ember_config::types::{Clip, Numerics, QuantizationType};
+use ember_config::types::{Clip, Numerics};
 
 use crate::numerics::{self, GroupLayout, Quantized, Scheme};
 
@@ -50,104 +50,72 @@ impl WeightQuant {
     }
 }
 
-/// Where an activation quantizer takes its range from.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ActRange {
-    /// Per token (last dimension), computed on every call.
-    Dynamic,
-    /// One range per tensor, fixed by calibration: `[min, max]`.
-    Static { min: f32, max: f32 },
-}
+pub use crate::numerics::{ActRange, ActSpec};
 
-/// How an input activation is fake-quantized.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ActQuant {
-    pub bits: u32,
-    pub kind: QuantizationType,
-    pub range: ActRange,
-    pub numerics: Numerics,
-}
-
-impl ActQuant {
-    /// The fake-quantized activation.
-    ///
-    /// # Shapes
-    /// - `x`: `[..., d]`; dynamic ranges are per position of the leading dimensions (per token).
-    pub fn apply<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let q = match (self.kind, self.range) {
-            (QuantizationType::Symmetric, ActRange::Dynamic) => {
-                let max = x.clone().detach().abs().max_dim(D - 1);
-                self.symmetric(x.clone().detach(), max)
-            }
-            (QuantizationType::Symmetric, ActRange::Static { min, max }) => {
-                let r = min.abs().max(max.abs());
-                let device = x.device();
-                let dims = x.dims();
-                let mut shape = dims;
-                shape[D - 1] = 1;
-                let max = Tensor::<D>::full(shape, r, &device);
-                self.symmetric(x.clone().detach(), max)
-            }
-            (QuantizationType::Asymmetric, ActRange::Dynamic) => {
-                let d = x.clone().detach();
-                let mn = d.clone().min_dim(D - 1);
-                let mx = d.clone().max_dim(D - 1);
-                self.asymmetric(d, mn, mx)
-            }
-            (QuantizationType::Asymmetric, ActRange::Static { min, max }) => {
-                let device = x.device();
-                let mut shape = x.dims();
-                shape[D - 1] = 1;
-                let mn = Tensor::<D>::full(shape, min, &device);
-                let mx = Tensor::<D>::full(shape, max, &device);
-                self.asymmetric(x.clone().detach(), mn, mx)
-            }
-        };
-        straight_through(x, q)
-    }
-
-    /// `max` has the input's rank with the last dimension 1.
-    fn symmetric<const D: usize>(&self, x: Tensor<D>, max: Tensor<D>) -> Tensor<D> {
-        let (scale, lo, hi) = match self.numerics {
-            Numerics::Ember => {
-                let qmax = ((1i32 << (self.bits - 1)) - 1) as f32;
-                (max / qmax, -qmax, qmax)
-            }
-            Numerics::Deepspeed => {
-                let range = (1u64 << self.bits) as f32;
-                (max * 2.0 / range, -range / 2.0, range / 2.0 - 1.0)
-            }
-        };
-        // An all-zero token has scale 0: divide by 1 instead, its codes are 0 either way.
-        let zero = scale.clone().equal_elem(0.0);
-        let safe = scale.clone().mask_fill(zero, 1.0);
-        (x / safe).round().clamp(lo, hi) * scale
-    }
-
-    fn asymmetric<const D: usize>(&self, x: Tensor<D>, mn: Tensor<D>, mx: Tensor<D>) -> Tensor<D> {
-        let top = ((1u64 << self.bits) - 1) as f32;
-        match self.numerics {
-            Numerics::Ember => {
-                let scale = (mx - mn.clone()) / top;
-                let zero_scale = scale.clone().equal_elem(0.0);
-                let safe = scale.clone().mask_fill(zero_scale.clone(), 1.0);
-                let z = (mn.clone().neg() / safe.clone()).round();
-                let q = ((x.clone() / safe.clone()).round() + z.clone()).clamp(0.0, top);
-                // A constant token dequantizes to itself.
-                let deq = (q - z) * safe;
-                deq.mask_where(zero_scale.expand(x.dims()), mn.expand(x.dims()))
-            }
-            Numerics::Deepspeed => {
-                let range = (1u64 << self.bits) as f32;
-                let scale = (mx - mn.clone()) / range;
-                let zero_scale = scale.clone().equal_elem(0.0);
-                let safe = scale.clone().mask_fill(zero_scale.clone(), 1.0);
-                let z = (mn.clone() / safe.clone()).round() * safe.clone();
-                let deq = ((x.clone() - z.clone()) / safe.clone()).round().clamp(0.0, range - 1.0) * safe + z;
-                deq.mask_where(zero_scale.expand(x.dims()), mn.expand(x.dims()))
-            }
+/// The fake-quantized activation, computed on the tensor's own device with tensor ops. Equal bit
+/// for bit to [`ActSpec::fake_quantize_row`], the one definition (tested below).
+///
+/// # Shapes
+/// - `x`: `[..., d]`; dynamic ranges are per position of the leading dimensions (per token).
+pub fn fake_quantize_activation<const D: usize>(spec: &ActSpec, x: Tensor<D>) -> Tensor<D> {
+    let d = x.clone().detach();
+    let full = |v: f32| {
+        let mut shape = x.dims();
+        shape[D - 1] = 1;
+        Tensor::<D>::full(shape, v, &x.device())
+    };
+    let q = match (spec.symmetric, spec.range) {
+        (true, ActRange::Dynamic) => symmetric(spec, d.clone(), d.abs().max_dim(D - 1)),
+        (true, ActRange::Static { min, max }) => symmetric(spec, d, full(min.abs().max(max.abs()))),
+        (false, ActRange::Dynamic) => {
+            let (mn, mx) = (d.clone().min_dim(D - 1), d.clone().max_dim(D - 1));
+            asymmetric(spec, d, mn, mx)
         }
-    }
+        (false, ActRange::Static { min, max }) => asymmetric(spec, d, full(min), full(max)),
+    };
+    straight_through(x, q)
+}
+
+/// `max` has the input's rank with the last dimension 1.
+fn symmetric<const D: usize>(spec: &ActSpec, x: Tensor<D>, max: Tensor<D>) -> Tensor<D> {
+    let (scale, lo, hi) = match spec.numerics {
+        Numerics::Ember => {
+            let qmax = ((1i32 << (spec.bits - 1)) - 1) as f32;
+            (max / qmax, -qmax, qmax)
+        }
+        Numerics::Deepspeed => {
+            let range = (1u64 << spec.bits) as f32;
+            (max * 2.0 / range, -range / 2.0, range / 2.0 - 1.0)
+        }
+    };
+    // An all-zero token has scale 0: divide by 1 instead, its codes are 0 either way.
+    let zero = scale.clone().equal_elem(0.0);
+    let safe = scale.clone().mask_fill(zero, 1.0);
+    (x / safe).round().clamp(lo, hi) * scale
+}
+
+fn asymmetric<const D: usize>(spec: &ActSpec, x: Tensor<D>, mn: Tensor<D>, mx: Tensor<D>) -> Tensor<D> {
+    let top = ((1u64 << spec.bits) - 1) as f32;
+    let steps = match spec.numerics {
+        Numerics::Ember => top,
+        Numerics::Deepspeed => (1u64 << spec.bits) as f32,
+    };
+    let scale = (mx - mn.clone()) / steps;
+    let zero_scale = scale.clone().equal_elem(0.0);
+    let safe = scale.mask_fill(zero_scale.clone(), 1.0);
+    let deq = match spec.numerics {
+        Numerics::Ember => {
+            let z = (mn.clone().neg() / safe.clone()).round();
+            let q = ((x.clone() / safe.clone()).round() + z.clone()).clamp(0.0, top);
+            (q - z) * safe
+        }
+        Numerics::Deepspeed => {
+            let z = (mn.clone() / safe.clone()).round() * safe.clone();
+            ((x.clone() - z.clone()) / safe.clone()).round().clamp(0.0, top) * safe + z
+        }
+    };
+    // A constant token dequantizes to itself.
+    deq.mask_where(zero_scale.expand(x.dims()), mn.expand(x.dims()))
 }
 
 /// `x + (q − x).detach()` when `x` tracks gradients; exactly `q` otherwise.
@@ -195,35 +163,67 @@ mod tests {
     }
 
     #[test]
+    fn activation_fake_quant_equals_the_numerics_definition_bit_for_bit() {
+        let device = Device::flex();
+        let (rows, cols) = (5, 23);
+        let mut x: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919 % 211) as f32 - 80.0) * 0.0137)
+            .collect();
+        x[2 * cols..3 * cols].iter_mut().for_each(|v| *v = 0.0); // zero token: scale 0, no NaN
+        x[3 * cols..4 * cols].iter_mut().for_each(|v| *v = 0.4); // constant token
+        for numerics in [Numerics::Ember, Numerics::Deepspeed] {
+            for symmetric in [true, false] {
+                for bits in [8, 4, 3] {
+                    for range in [ActRange::Dynamic, ActRange::Static { min: -0.6, max: 1.3 }] {
+                        let spec = ActSpec {
+                            bits,
+                            symmetric,
+                            numerics,
+                            range,
+                        };
+                        let got = vec_of(fake_quantize_activation(&spec, t2(&x, [rows, cols], &device)));
+                        let mut want = x.clone();
+                        want.chunks_mut(cols).for_each(|r| spec.fake_quantize_row(r));
+                        // `==` on f32: only the sign of a zero may differ
+                        assert_eq!(got, want, "{spec:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn per_token_activation_quant_uses_one_scale_per_row() {
         let device = Device::flex();
-        // Row 0: max 1.27 → s = 0.01, 0.005 → 0.5 → 0 (ties to even); row 1 is all zero (no NaN).
+        // Row 0: max 1.27 → s = 1.27/127, 0.005 → 0.5 codes → 0 (ties to even); row 1 is all zero.
         let x = t2(&[1.27, -0.635, 0.005, 0.0, 0.0, 0.0], [2, 3], &device);
-        let q = ActQuant {
+        let spec = ActSpec {
             bits: 8,
-            kind: QuantizationType::Symmetric,
+            symmetric: true,
             range: ActRange::Dynamic,
             numerics: Numerics::Ember,
         };
-        let got = vec_of(q.apply(x));
-        assert!((got[0] - 1.27).abs() < 1e-6);
-        assert!((got[1] + 0.64).abs() < 1e-6, "{got:?}"); // −63.5 → −64 (ties to even) · 0.01
-        assert_eq!(&got[2..], &[0.0, 0.0, 0.0, 0.0]);
+        let got = vec_of(fake_quantize_activation(&spec, x));
+        let s = 1.27f32 / 127.0;
+        // −0.635/s = −63.5 → −64 (ties to even)
+        assert_eq!(got, vec![127.0 * s, -64.0 * s, 0.0, 0.0, 0.0, 0.0]);
     }
 
     #[test]
     fn static_asymmetric_activation_clamps_to_the_calibrated_range() {
         let device = Device::flex();
-        let x = t2(&[-2.0, 0.0, 0.5, 3.0], [1, 4], &device);
-        let q = ActQuant {
+        let x = t2(&[-3.0, 0.0, 0.5, 4.0], [1, 4], &device);
+        let spec = ActSpec {
             bits: 8,
-            kind: QuantizationType::Asymmetric,
-            range: ActRange::Static { min: -1.0, max: 1.0 },
+            symmetric: false,
+            range: ActRange::Static { min: -1.0, max: 3.0 },
             numerics: Numerics::Ember,
         };
-        let got = vec_of(q.apply(x));
-        assert!((got[0] + 1.0).abs() < 1e-2 && (got[3] - 1.0).abs() < 1e-2, "{got:?}");
-        assert!(got.iter().all(|v| v.is_finite()));
+        let got = vec_of(fake_quantize_activation(&spec, x));
+        // s = 4/255, z = round(63.75) = 64: −3 → round(−191.25) + 64 < 0 clamps to u = 0 → −64·s;
+        // 0 → 0; 0.5 → round(31.875) = 32 → 32·s; 4 → 255 + 64 clamps to 255 → 191·s.
+        let s = 4.0f32 / 255.0;
+        assert_eq!(got, vec![-64.0 * s, 0.0, 32.0 * s, 191.0 * s]);
     }
 
     #[test]

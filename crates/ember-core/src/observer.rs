@@ -174,8 +174,10 @@ mod tests {
         ));
         assert_eq!(o.min_max(), Some((-50.0, 7.99)));
         assert_eq!(o.seen(), 1002);
-        let (lo, hi) = o.percentile_range(50.0).unwrap();
-        assert!(hi > 2.0 && hi < 3.5 && lo == -hi, "{hi}");
+        // Sorted |x|: 500 values below 3 (0..2 twice, 2..2.99 once), then 3.0 from the data and
+        // 3.0 from the second tensor; the median index round(0.5·1001) = 501 is a 3.0.
+        assert_eq!(o.percentile_range(50.0), Some((-3.0, 3.0)));
+        assert_eq!(o.percentile_range(100.0), Some((-50.0, 50.0)));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use ember_config::{Catalog, SiteKind};
+use ember_config::Catalog;
+use ember_config::techniques::{CHANNEL_PRUNING, HEAD_PRUNING, ROW_PRUNING, SPARSE_PRUNING};
 
 use crate::builtin::{ActivationQuantization, NotYet, WeightQuantization};
 use crate::technique::Technique;
@@ -33,24 +34,11 @@ impl Registry {
         let mut r = Registry::new();
         r.register(WeightQuantization);
         r.register(ActivationQuantization);
+        for facts in [SPARSE_PRUNING, ROW_PRUNING, HEAD_PRUNING] {
+            r.register(NotYet { facts, why: TRAINING });
+        }
         r.register(NotYet {
-            key: "sparse_pruning",
-            accepts: &[SiteKind::Linear, SiteKind::Conv2d],
-            why: TRAINING,
-        });
-        r.register(NotYet {
-            key: "row_pruning",
-            accepts: &[SiteKind::Linear],
-            why: TRAINING,
-        });
-        r.register(NotYet {
-            key: "head_pruning",
-            accepts: &[SiteKind::Linear],
-            why: TRAINING,
-        });
-        r.register(NotYet {
-            key: "channel_pruning",
-            accepts: &[SiteKind::Conv2d],
+            facts: CHANNEL_PRUNING,
             why: "Ember's models have no Conv2d sites yet",
         });
         r

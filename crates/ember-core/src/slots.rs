@@ -11,7 +11,7 @@ use std::sync::Arc;
 use burn::module::Module;
 use burn::tensor::Tensor;
 
-use crate::fake_quant::{ActQuant, WeightQuant};
+use crate::fake_quant::{ActSpec, WeightQuant, fake_quantize_activation};
 use crate::numerics::{self, Quantized};
 use crate::observer::{GramObserver, RangeObserver};
 
@@ -44,7 +44,7 @@ pub struct LinearSlots {
     pub quantized: Option<Quantized>,
     /// Input activation fake quantization.
     #[module(skip)]
-    pub act_quant: Option<ActQuant>,
+    pub act_quant: Option<ActSpec>,
     /// The transformed weight, precomputed by [`LinearSlots::precompute`] for inference.
     #[module(skip)]
     pub frozen: Option<Tensor<2>>,
@@ -120,7 +120,7 @@ impl LinearSlots {
             g.observe(&x);
         }
         match &self.act_quant {
-            Some(q) => q.apply(x),
+            Some(q) => fake_quantize_activation(q, x),
             None => x,
         }
     }

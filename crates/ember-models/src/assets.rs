@@ -440,6 +440,13 @@ pub fn resolve_model(spec: &str, assets: &Assets) -> Result<ModelSource> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn every_fetchable_model_is_one_the_planner_knows() {
+        for (name, _) in KNOWN_MODELS {
+            assert!(ember_config::known_model(name).is_some(), "{name}");
+        }
+    }
+
     fn temp_dir(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("ember-assets-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

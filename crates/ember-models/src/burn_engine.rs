@@ -44,8 +44,7 @@ use std::fmt;
 use burn::module::Param;
 use burn::tensor::quantization::{QuantMode, QuantScheme, QuantStore, QuantValue, ScaleDtype};
 use burn::tensor::{Bytes, DType, Device, Tensor, TensorData};
-use ember_config::types::{FloatFormat, Numerics, QuantizationType};
-use ember_core::fake_quant::{ActQuant, ActRange as SlotRange};
+use ember_config::types::{FloatFormat, Numerics};
 use ember_core::numerics::{GroupLayout, Scheme};
 use ember_core::slots::{EmbeddingSlots, LinearSlots};
 use ember_runtime::{ActRange, ActSpec, CompressedModel, LayerNormParams, QuantTensor, Weight};
@@ -322,23 +321,6 @@ pub fn quantized_tensor(q: &QuantTensor, device: &Device) -> std::result::Result
     Ok((Tensor::from_data(data, device), bq))
 }
 
-/// The composer's activation quantizer for an artifact's [`ActSpec`].
-pub fn act_quant(spec: &ActSpec) -> ActQuant {
-    ActQuant {
-        bits: spec.bits,
-        kind: if spec.symmetric {
-            QuantizationType::Symmetric
-        } else {
-            QuantizationType::Asymmetric
-        },
-        range: match spec.range {
-            ActRange::Dynamic => SlotRange::Dynamic,
-            ActRange::Static { min, max } => SlotRange::Static { min, max },
-        },
-        numerics: spec.numerics,
-    }
-}
-
 fn describe_act(spec: &ActSpec) -> String {
     let kind = if spec.symmetric { "sym" } else { "asym" };
     let range = match spec.range {
@@ -524,7 +506,7 @@ fn linear(l: &ember_runtime::Linear, device: &Device, repr: &Repr) -> Linear {
         weight: Param::from_tensor(weight_tensor(&l.weight, device, repr)),
         bias: l.bias.as_ref().map(|b| Param::from_tensor(vector(b, device))),
         slots: LinearSlots {
-            act_quant: l.act.as_ref().map(act_quant),
+            act_quant: l.act,
             ..LinearSlots::default()
         },
     }

@@ -10,13 +10,11 @@
 use std::collections::BTreeMap;
 
 use burn::tensor::Tensor;
-use ember_config::types::QuantizationType;
-use ember_core::fake_quant::{ActQuant, ActRange as CoreActRange};
 use ember_core::numerics;
 use ember_core::slots::{EmbeddingSlots, LinearSlots};
 use ember_runtime::{
-    ActRange, ActSpec, Architecture, CompressedModel, Embeddings, Layer, LayerArch, LayerNormParams, Linear as RLinear,
-    Meta, Pooling, QuantTensor, Weight,
+    Architecture, CompressedModel, Embeddings, Layer, LayerArch, LayerNormParams, Linear as RLinear, Meta, Pooling,
+    QuantTensor, Weight,
 };
 
 use crate::bert::{Bert, EncoderLayer};
@@ -245,24 +243,12 @@ fn linear(l: &Linear, name: String, keep_rows: Option<Vec<usize>>, keep_cols: Op
         name,
         weight,
         bias,
-        act: slots.act_quant.map(act_spec),
+        act: slots.act_quant,
     })
 }
 
 fn quant_tensor(name: &str, q: &numerics::Quantized) -> Result<QuantTensor> {
     QuantTensor::from_quantized(q).map_err(|e| Error::Clean(format!("{name}: {e}")))
-}
-
-fn act_spec(a: ActQuant) -> ActSpec {
-    ActSpec {
-        bits: a.bits,
-        symmetric: a.kind == QuantizationType::Symmetric,
-        numerics: a.numerics,
-        range: match a.range {
-            CoreActRange::Dynamic => ActRange::Dynamic,
-            CoreActRange::Static { min, max } => ActRange::Static { min, max },
-        },
-    }
 }
 
 fn embedding_weight(e: &Embedding) -> Weight {

@@ -14,8 +14,7 @@
 
 use burn::module::Param;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use ember_config::types::{FloatFormat, Numerics, QuantizationType};
-use ember_core::fake_quant::{ActQuant, ActRange as SlotRange};
+use ember_config::types::{FloatFormat, Numerics};
 use ember_core::numerics::{self, GroupLayout, Scheme};
 use ember_core::slots::{EmbeddingSlots, LinearSlots};
 use ember_models::bert::{
@@ -245,24 +244,9 @@ fn param1(values: &[f32], device: &Device) -> Param<Tensor<1>> {
     ))
 }
 
-fn ref_act(spec: &ActSpec) -> ActQuant {
-    ActQuant {
-        bits: spec.bits,
-        kind: match spec.symmetric {
-            true => QuantizationType::Symmetric,
-            false => QuantizationType::Asymmetric,
-        },
-        range: match spec.range {
-            ActRange::Dynamic => SlotRange::Dynamic,
-            ActRange::Static { min, max } => SlotRange::Static { min, max },
-        },
-        numerics: spec.numerics,
-    }
-}
-
 fn ref_linear(l: &CLinear, device: &Device) -> Linear {
     let slots = LinearSlots {
-        act_quant: l.act.as_ref().map(ref_act),
+        act_quant: l.act,
         ..LinearSlots::default()
     };
     Linear {

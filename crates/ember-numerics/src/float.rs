@@ -9,7 +9,7 @@
 //! | e3m2 (OCP MX FP6) | 3 | 28 | none |
 //! | e2m1 (OCP MX FP4) | 1 | 6 | none |
 
-use ember_config::types::FloatFormat;
+use crate::number::FloatFormat;
 
 /// A minifloat format's non-negative finite values, indexed by code (sign bit clear).
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 //! quantizers, computed per input group when the group is entered (so they see the compensated
 //! weights). The result is a [`Quantized`] like round-to-nearest's, so packing is unchanged.
 
-use ember_config::types::{Clip, Numerics};
+use crate::number::{Clip, Numerics};
 use rayon::prelude::*;
 
 use super::{GroupLayout, Quantized, Scheme, group_ranges, int};

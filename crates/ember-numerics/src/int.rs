@@ -2,7 +2,7 @@
 //! DeepSpeed's formulas are transcribed from `compression/utils.py` (Sym/AsymQuantizer, compat-notes
 //! §2.1–2.2) with the same float32 operation order, so results match bit for bit.
 
-use ember_config::types::{Clip, Numerics};
+use crate::number::{Clip, Numerics};
 
 use super::round;
 
@@ -41,9 +41,20 @@ pub(crate) fn asymmetric(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [
     }
     match numerics {
         Numerics::Ember => {
-            // A constant group c gets scale |c| and zero ∓1, so its single code dequantizes to c
-            // exactly; an all-zero group gets scale 0.
-            let scale = if mx > mn { (mx - mn) / top } else { mn.abs() };
+            // The range always includes 0 (as PyTorch's and ONNX's asymmetric quantizers do), so
+            // the zero point is an integer code in [0, 2^b − 1]: it is stored as u8 and integer
+            // kernels can subtract it exactly, whatever the weights. A constant group c is then
+            // [0, c] (or [c, 0]) and its code dequantizes to c exactly; an all-zero group gets
+            // scale 0.
+            // A one-signed group takes the scale whose top code lands exactly on its extreme.
+            let (mn, mx) = (mn.min(0.0), mx.max(0.0));
+            let scale = if mn == 0.0 {
+                exact_scale(mx, top)
+            } else if mx == 0.0 {
+                exact_scale(-mn, top)
+            } else {
+                (mx - mn) / top
+            };
             if scale == 0.0 {
                 codes.fill(0);
                 return (0.0, 0.0);
@@ -148,6 +159,10 @@ pub(crate) fn asymmetric_mse(x: &[f32], bits: u32, numerics: Numerics, codes: &m
     let (mn, mx) = x
         .iter()
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (mn, mx) = match numerics {
+        Numerics::Ember => (mn.min(0.0), mx.max(0.0)),
+        Numerics::Deepspeed => (mn, mx),
+    };
     let top = ((1u64 << bits) - 1) as f32;
     let mut best = (group_error(x, bits, numerics, true, full_s, full_z), full_s, full_z);
     for k in 1..=CLIP_STEPS {
@@ -279,6 +294,28 @@ mod tests {
                 let (s, z) = asymmetric(&[c; 5], 4, n, &mut codes);
                 assert!(codes.iter().all(|&q| asymmetric_value(q, s, z, n) == c), "{c} {n:?}");
             }
+        }
+    }
+
+    #[test]
+    fn ember_asymmetric_zero_points_are_codes_for_one_signed_groups() {
+        // [5, 6] and [−6, −5] do not contain 0: the range is widened to it, so z ∈ {0, 15} and
+        // the extreme value is exact; every code dequantizes within half a step.
+        for x in [[5.0f32, 5.5, 6.0], [-6.0, -5.5, -5.0]] {
+            let mut c = vec![0; 3];
+            let (s, z) = asymmetric(&x, 4, Numerics::Ember, &mut c);
+            assert!(z == 0.0 || z == 15.0, "{x:?}: z = {z}");
+            assert_eq!(s * 15.0, 6.0);
+            for (&q, &v) in c.iter().zip(&x) {
+                assert!((0..=15).contains(&q));
+                assert!(
+                    (asymmetric_value(q, s, z, Numerics::Ember) - v).abs() <= s / 2.0,
+                    "{x:?}"
+                );
+            }
+            let mut m = vec![0; 3];
+            let (_, zm) = asymmetric_mse(&x, 4, Numerics::Ember, &mut m);
+            assert!((0.0..=15.0).contains(&zm) && zm.fract() == 0.0);
         }
     }
 

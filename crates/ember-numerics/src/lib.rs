@@ -6,7 +6,7 @@
 //! | quantizer | Ember numerics (default) | DeepSpeed numerics |
 //! |---|---|---|
 //! | symmetric | s = max\|x\|/(2^(b−1)−1), q ∈ ±(2^(b−1)−1) | s = 2·max\|x\|/2^b, q ∈ [−2^(b−1), 2^(b−1)−1] |
-//! | asymmetric | s = (max−min)/(2^b−1), z = round(−min/s), q = clamp(round(x/s)+z) | s = (max−min)/2^b, z = round(min/s)·s, q = clamp(round((x−z)/s)) |
+//! | asymmetric | range widened to include 0; s = (max−min)/(2^b−1), z = round(−min/s) ∈ [0, 2^b−1], q = clamp(round(x/s)+z) | s = (max−min)/2^b, z = round(min/s)·s, q = clamp(round((x−z)/s)) |
 //! | ternary | Δ = 0.7·mean\|x\|, α = mean of \|x\| over \|x\| > Δ | same |
 //! | binary | α = mean\|x\|, code = sign(x) (0 → +) | same (sign(0) = 0) |
 //! | fp8/fp6/fp4 | s = max\|x\|/max(format), code = nearest grid value (ties to even) | — |
@@ -15,17 +15,25 @@
 //! depend on summation order (compat-notes §7). Epsilon guard: an all-zero group has scale 0 and
 //! codes 0 and dequantizes to exact zeros — in both modes (DeepSpeed returns NaN there, bug B7).
 
+mod activation;
 mod float;
 mod gptq;
 mod groups;
 mod int;
+mod number;
+mod storage;
 mod ternary;
 
+pub use activation::{ActRange, ActSpec, RowQuant};
 pub use float::MiniFloat;
 pub use gptq::{gptq, gptq_blocks};
 pub use groups::{GroupLayout, group_ranges};
+pub use number::{Clip, FloatFormat, Numerics};
+pub use storage::{
+    IntFormat, KernelGroups, LinearKernel, WeightSpec, code_bits, code_range, format_name, linear_kernel,
+    lookup_kernel, row_bytes, stored_scheme, zero_point_bytes,
+};
 
-use ember_config::types::{Clip, FloatFormat, Numerics};
 use rayon::prelude::*;
 
 /// What a weight is quantized to.

@@ -2,7 +2,7 @@
 //! (compat-notes §2.3–2.4). Means are summed in f64 and rounded once, so α does not depend on
 //! summation order or thread count (compat-notes §7).
 
-use ember_config::types::Numerics;
+use crate::number::Numerics;
 
 /// Ternary: Δ = 0.7·mean|x|, α = mean of |x| over |x| > Δ, codes ∈ {−1, 0, +1}. Returns α.
 pub(crate) fn ternary(x: &[f32], codes: &mut [i32]) -> f32 {

@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use ember_config::types::Numerics;
+use ember_numerics::Numerics;
 use ember_numerics::{GroupLayout, Scheme, quantize};
 use ember_runtime::{
     ActRange, ActSpec, Architecture, CompressedModel, Embeddings, Engine, EngineOptions, Layer, LayerArch,
@@ -330,7 +330,10 @@ fn main() {
                 let k = &e.kernels()[..6];
                 eprintln!(
                     "  {name}: {}",
-                    k.iter().map(|k| k.kernel.as_str()).collect::<Vec<_>>().join(" | ")
+                    k.iter()
+                        .map(|k| format!("{} [{}]", k.kernel, k.isa))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
                 );
             }
         }

@@ -3,7 +3,7 @@
 //! scheme's range, every float is finite. The writer runs it before touching the disk and the
 //! reader after decoding, so a file that was written can always be read back.
 
-use ember_config::types::FloatFormat;
+use ember_numerics::FloatFormat;
 use ember_numerics::{MiniFloat, Scheme, code_value};
 
 use crate::artifact::MAX_TOKENIZER_BYTES;

@@ -3,7 +3,6 @@
 //! (packed codes + scales), and every dimension is per layer (structural pruning leaves layers
 //! with different head counts and FFN widths, and may drop layers).
 
-use ember_config::types::Numerics;
 use serde::{Deserialize, Serialize};
 
 use crate::quant_tensor::QuantTensor;
@@ -223,26 +222,8 @@ pub struct LayerNormParams {
     pub eps: f32,
 }
 
-/// How a Linear's input is quantized before the integer GEMM.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActSpec {
-    /// 8 or 4 (4-bit codes are carried in int8 lanes).
-    pub bits: u32,
-    pub symmetric: bool,
-    pub numerics: Numerics,
-    pub range: ActRange,
-}
-
-/// Where an activation quantizer's range comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
-pub enum ActRange {
-    /// Per token (row), computed on every call.
-    Dynamic,
-    /// Fixed by calibration for the whole tensor.
-    Static { min: f32, max: f32 },
-}
+/// How a Linear's input is quantized before the integer GEMM (defined in `ember-numerics`).
+pub use ember_numerics::{ActRange, ActSpec};
 
 /// Provenance and figures recorded in the manifest.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

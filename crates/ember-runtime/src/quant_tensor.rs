@@ -16,8 +16,10 @@
 //!
 //! Each row starts on a byte boundary; inside a byte, codes fill from the least significant bit.
 
-use ember_config::types::{FloatFormat, Numerics};
-use ember_numerics::{self as numerics, GroupLayout, MiniFloat, Quantized, Scheme, code_value};
+use ember_numerics::Numerics;
+use ember_numerics::{
+    self as numerics, GroupLayout, MiniFloat, Quantized, Scheme, WeightSpec, code_range, code_value, stored_scheme,
+};
 
 use crate::error::RuntimeError;
 
@@ -49,6 +51,7 @@ impl Zeros {
         }
     }
 
+    #[cfg(test)]
     fn bytes(&self) -> usize {
         match self {
             Zeros::None => 0,
@@ -73,27 +76,7 @@ pub struct QuantTensor {
     pub zeros: Zeros,
 }
 
-/// Bits a stored code of `scheme` takes.
-pub fn code_bits(scheme: Scheme) -> usize {
-    match scheme {
-        Scheme::Symmetric { bits } | Scheme::Asymmetric { bits } => {
-            if bits <= 4 {
-                4
-            } else {
-                8
-            }
-        }
-        Scheme::Ternary => 2,
-        Scheme::Binary => 1,
-        Scheme::Float(FloatFormat::E2m1) => 4,
-        Scheme::Float(_) => 8,
-    }
-}
-
-/// Bytes of one packed row.
-pub fn row_bytes(scheme: Scheme, cols: usize) -> usize {
-    (cols * code_bits(scheme)).div_ceil(8)
-}
+pub use ember_numerics::{code_bits, row_bytes};
 
 impl QuantTensor {
     /// Packs the codes and parameters `numerics::quantize` produced. A binary tensor with a zero
@@ -114,10 +97,8 @@ impl QuantTensor {
                 q.rows * q.cols
             )));
         }
-        let scheme = match q.scheme {
-            Scheme::Binary if q.codes.contains(&0) => Scheme::Ternary,
-            s => s,
-        };
+        // Decided from the scheme alone, as `ember plan` predicts it.
+        let scheme = stored_scheme(q.scheme, q.numerics);
         let zeros = match scheme {
             Scheme::Asymmetric { .. } => {
                 if q.zeros.len() != groups {
@@ -126,17 +107,27 @@ impl QuantTensor {
                         q.zeros.len()
                     )));
                 }
-                if q.numerics == Numerics::Ember
-                    && q.zeros.iter().all(|z| z.fract() == 0.0 && (0.0..=255.0).contains(z))
-                {
-                    Zeros::U8(q.zeros.iter().map(|&z| z as u8).collect())
-                } else {
-                    Zeros::F32(q.zeros.clone())
+                match q.numerics {
+                    Numerics::Ember => {
+                        let (_, top) = code_range(scheme, q.numerics);
+                        if let Some(g) = q
+                            .zeros
+                            .iter()
+                            .position(|z| z.fract() != 0.0 || !(0.0..=top as f32).contains(z))
+                        {
+                            return Err(RuntimeError::Invalid(format!(
+                                "zero point {} of group {g} is not a code in [0, {top}]",
+                                q.zeros[g]
+                            )));
+                        }
+                        Zeros::U8(q.zeros.iter().map(|&z| z as u8).collect())
+                    }
+                    Numerics::Deepspeed => Zeros::F32(q.zeros.clone()),
                 }
             }
             _ => Zeros::None,
         };
-        let (lo, hi) = code_range(scheme);
+        let (lo, hi) = code_range(scheme, q.numerics);
         let bits = code_bits(scheme);
         let rb = row_bytes(scheme, q.cols);
         let mut codes = vec![0u8; q.rows * rb];
@@ -234,9 +225,19 @@ impl QuantTensor {
         }
     }
 
-    /// Bytes of storage: codes, scales and zero points.
+    /// How it is stored: what the storage and kernel rules of `ember_numerics` look at.
+    pub fn spec(&self) -> WeightSpec {
+        WeightSpec {
+            scheme: self.scheme,
+            numerics: self.numerics,
+            layout: self.layout,
+        }
+    }
+
+    /// Bytes of storage: codes, scales and zero points ([`WeightSpec::stored_bytes`], the formula
+    /// `ember plan` uses; [`Self::validate`] checks that the buffers have exactly these sizes).
     pub fn storage_bytes(&self) -> usize {
-        self.codes.len() + self.scales.len() * 4 + self.zeros.bytes()
+        self.spec().stored_bytes(self.rows, self.cols) as usize
     }
 
     /// Effective bits per weight, scales included.
@@ -246,16 +247,7 @@ impl QuantTensor {
 
     /// Short name for tables: `int8`, `int4`, `uint8`, `uint4`, `ternary`, `binary`, `fp8-e4m3`…
     pub fn format_name(&self) -> String {
-        match self.scheme {
-            Scheme::Symmetric { bits } => format!("int{bits}"),
-            Scheme::Asymmetric { bits } => format!("uint{bits}"),
-            Scheme::Ternary => "ternary".into(),
-            Scheme::Binary => "binary".into(),
-            Scheme::Float(FloatFormat::E4m3) => "fp8-e4m3".into(),
-            Scheme::Float(FloatFormat::E5m2) => "fp8-e5m2".into(),
-            Scheme::Float(FloatFormat::E3m2) => "fp6-e3m2".into(),
-            Scheme::Float(FloatFormat::E2m1) => "fp4-e2m1".into(),
-        }
+        numerics::format_name(self.scheme)
     }
 
     /// Checks that codes, scales and zero points have the sizes the shape and layout need, and
@@ -290,10 +282,19 @@ impl QuantTensor {
         if let Some(i) = self.scales.iter().position(|s| !s.is_finite()) {
             return Err(RuntimeError::Invalid(format!("scale {i} is not finite")));
         }
-        let zeros_ok = match (&self.zeros, self.scheme) {
-            (Zeros::None, Scheme::Asymmetric { .. }) => false,
-            (Zeros::None, _) => true,
-            (z, Scheme::Asymmetric { .. }) => z.len() == groups,
+        if stored_scheme(self.scheme, self.numerics) != self.scheme {
+            return Err(RuntimeError::Invalid(format!(
+                "{} is stored as {} under {:?} numerics",
+                self.format_name(),
+                numerics::format_name(stored_scheme(self.scheme, self.numerics)),
+                self.numerics
+            )));
+        }
+        let zeros_ok = match (&self.zeros, self.scheme, self.numerics) {
+            (Zeros::None, Scheme::Asymmetric { .. }, _) => false,
+            (Zeros::None, _, _) => true,
+            (Zeros::U8(z), Scheme::Asymmetric { .. }, Numerics::Ember) => z.len() == groups,
+            (Zeros::F32(z), Scheme::Asymmetric { .. }, Numerics::Deepspeed) => z.len() == groups,
             _ => false,
         };
         if !zeros_ok {
@@ -308,7 +309,15 @@ impl QuantTensor {
         {
             return Err(RuntimeError::Invalid("a zero point is not finite".into()));
         }
-        let (lo, hi) = code_range(self.scheme);
+        let (lo, hi) = code_range(self.scheme, self.numerics);
+        if let Zeros::U8(z) = &self.zeros
+            && let Some(g) = z.iter().position(|&v| v as i32 > hi)
+        {
+            return Err(RuntimeError::Invalid(format!(
+                "zero point {} of group {g} is outside the codes [0, {hi}]",
+                z[g]
+            )));
+        }
         for r in 0..self.rows {
             for c in 0..self.cols {
                 let v = self.code(r, c);
@@ -321,20 +330,6 @@ impl QuantTensor {
             }
         }
         Ok(())
-    }
-}
-
-/// Inclusive range of the `numerics` code of a scheme.
-fn code_range(scheme: Scheme) -> (i32, i32) {
-    match scheme {
-        Scheme::Symmetric { bits } if bits <= 4 => (-8, 7),
-        Scheme::Symmetric { .. } => (-128, 127),
-        Scheme::Asymmetric { bits } => (0, (1 << bits) - 1),
-        Scheme::Ternary => (-1, 1),
-        Scheme::Binary => (-1, 1),
-        Scheme::Float(FloatFormat::E2m1) => (0, 15),
-        Scheme::Float(FloatFormat::E3m2) => (0, 63),
-        Scheme::Float(_) => (0, 255),
     }
 }
 
@@ -367,7 +362,7 @@ fn load(scheme: Scheme, u: u8) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ember_numerics::quantize;
+    use ember_numerics::{FloatFormat, quantize};
 
     fn weights(n: usize) -> Vec<f32> {
         (0..n)
@@ -421,13 +416,42 @@ mod tests {
     }
 
     #[test]
-    fn deepspeed_binary_with_zero_codes_is_stored_as_ternary() {
-        let w = [0.0f32, 1.0, -2.0, 0.5];
-        let q = quantize(&w, 1, 4, GroupLayout::PerRow, Scheme::Binary, Numerics::Deepspeed);
-        assert!(q.codes.contains(&0));
-        let t = QuantTensor::from_quantized(&q).unwrap();
-        assert_eq!(t.scheme, Scheme::Ternary);
-        assert_eq!(t.dequantize(), numerics::dequantize(&q));
+    fn deepspeed_binary_is_stored_as_ternary_with_or_without_zero_codes() {
+        for w in [[0.0f32, 1.0, -2.0, 0.5], [0.3, 1.0, -2.0, 0.5]] {
+            let q = quantize(&w, 1, 4, GroupLayout::PerRow, Scheme::Binary, Numerics::Deepspeed);
+            let t = QuantTensor::from_quantized(&q).unwrap();
+            assert_eq!(t.scheme, Scheme::Ternary);
+            assert_eq!(t.dequantize(), numerics::dequantize(&q));
+            assert_eq!(t.storage_bytes(), t.codes.len() + t.scales.len() * 4);
+        }
+    }
+
+    #[test]
+    fn storage_bytes_are_the_buffers_the_plan_predicts() {
+        let (rows, cols) = (6, 70);
+        let w = weights(rows * cols);
+        for numerics in [Numerics::Ember, Numerics::Deepspeed] {
+            for scheme in [
+                Scheme::Asymmetric { bits: 4 },
+                Scheme::Symmetric { bits: 3 },
+                Scheme::Binary,
+            ] {
+                let t = QuantTensor::from_quantized(&quantize(
+                    &w,
+                    rows,
+                    cols,
+                    GroupLayout::RowGroups(32),
+                    scheme,
+                    numerics,
+                ))
+                .unwrap();
+                assert_eq!(
+                    t.storage_bytes(),
+                    t.codes.len() + t.scales.len() * 4 + t.zeros.bytes(),
+                    "{scheme:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ember_config::types::{FloatFormat, Numerics};
+use ember_numerics::{FloatFormat, Numerics};
 use ember_numerics::{GroupLayout, Scheme, quantize};
 use ember_runtime::artifact::{self, Manifest};
 use ember_runtime::{
@@ -1127,11 +1127,29 @@ fn minilm_int8() -> CompressedModel {
 fn a_w8a8_minilm_fits_the_size_budget() {
     let m = minilm_int8();
     let bytes = artifact::to_bytes(&m).unwrap();
-    // Weights: (30522 + 512 + 2)·384 int8 + 6·(4·384² + 2·384·1536) int8 = 22_534_656 bytes, plus
-    // one f32 scale per row, f32 biases and LayerNorms (~0.3 MB), the compressed tokenizer and
-    // the header.
-    let weights = (30522 + 512 + 2) * 384 + 6 * (4 * 384 * 384 + 2 * 384 * 1536);
-    assert_eq!(weights, 11_917_824 + 10_616_832);
+    // Weights: (30522 + 512 + 2)·384 int8 + 6·(4·384² + 2·384·1536) int8 codes, one byte each,
+    // plus one f32 scale per row, f32 biases and LayerNorms (~0.3 MB), the compressed tokenizer
+    // and the header.
+    let weights: u64 = (30522 + 512 + 2) * 384 + 6 * (4 * 384 * 384 + 2 * 384 * 1536);
+    let (header, _) = split(&bytes);
+    let tensor_bytes = |dtype: &str| -> u64 {
+        header
+            .values()
+            .filter(|t| t["dtype"] == dtype)
+            .map(|t| {
+                let o = t["data_offsets"].as_array().unwrap();
+                o[1].as_u64().unwrap() - o[0].as_u64().unwrap()
+            })
+            .sum()
+    };
+    assert_eq!(tensor_bytes("I8"), weights, "int8 codes in the file");
+    let rows: u64 = 30522 + 512 + 2 + 6 * (4 * 384 + 1536 + 384);
+    let vectors: u64 = 6 * (4 * 384 + 1536 + 384 + 4 * 384) + 2 * 384;
+    assert_eq!(
+        tensor_bytes("F32"),
+        4 * (rows + vectors),
+        "scales, biases and LayerNorms"
+    );
     assert!(bytes.len() <= 23_500_000, "{} bytes", bytes.len());
     let tokenizer = m.tokenizer.as_ref().unwrap().len();
     let manifest_tokenizer = {

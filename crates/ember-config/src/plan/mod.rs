@@ -7,6 +7,7 @@ mod resolve;
 mod size;
 mod table;
 
+use ember_numerics::{GroupLayout, Scheme, WeightSpec};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -182,14 +183,31 @@ pub struct WeightQuantPlan {
 }
 
 impl WeightQuantPlan {
-    /// Bits of the storage container the codes are packed in (3 → 4, 5…7 → 8).
-    pub fn container_bits(&self) -> u32 {
-        match (self.format, self.bits) {
-            (Some(f), _) => f.bits(),
-            (None, 1) => 1,
-            (None, 2) => 2,
-            (None, 3 | 4) => 4,
-            (None, _) => 8,
+    /// The quantization scheme the params describe (bits 1 = binary, 2 = ternary).
+    pub fn scheme(&self) -> Scheme {
+        Scheme::from_plan(
+            self.bits,
+            self.quantization_type == QuantizationType::Asymmetric,
+            self.format,
+        )
+    }
+
+    /// How the scales are grouped, in the numerics crate's terms.
+    pub fn layout(&self) -> GroupLayout {
+        match self.grouping {
+            Grouping::RowBlocks(g) => GroupLayout::Chunks(g as usize),
+            Grouping::InputGroups(g) => GroupLayout::RowGroups(g as usize),
+            Grouping::PerRow => GroupLayout::PerRow,
+        }
+    }
+
+    /// What clean stores for these params under `numerics`: the one description the planner's
+    /// bytes and kernel, the quantizer and the runtime all start from.
+    pub fn spec(&self, numerics: Numerics) -> WeightSpec {
+        WeightSpec {
+            scheme: self.scheme(),
+            numerics,
+            layout: self.layout(),
         }
     }
 

@@ -12,6 +12,10 @@ use crate::custom::Catalog;
 use crate::error::{ConfigError, ConfigErrors, push_pointer};
 use crate::inventory::{Inventory, Site, SiteKind, SiteRole};
 use crate::suggest::nearest_paths;
+use crate::techniques::{
+    ACTIVATION_QUANTIZATION, CHANNEL_PRUNING, HEAD_PRUNING, ROW_PRUNING, SPARSE_PRUNING, TechniqueFacts,
+    WEIGHT_QUANTIZATION,
+};
 use crate::types::*;
 
 const CT: &str = "/compression_training";
@@ -35,7 +39,7 @@ pub fn resolve_plan(config: &EmberConfig, inventory: &Inventory, catalog: &Catal
         .iter()
         .map(|(site, teacher)| {
             let techniques = applied.remove(&site.path).unwrap_or_default();
-            super::size::module_plan(site, teacher.clone(), techniques)
+            super::size::module_plan(site, teacher.clone(), techniques, config.ember.numerics)
         })
         .collect();
     let dropped_layers = layers
@@ -69,6 +73,18 @@ struct TechniqueSpec<'a> {
     accepts: &'a [SiteKind],
     uses_related: bool,
     schedule: Schedule,
+}
+
+impl TechniqueSpec<'static> {
+    /// A built-in technique, its facts from the one table, scheduled from `start` (to `end`).
+    fn builtin(facts: &'static TechniqueFacts, start: u64, end: Option<u64>) -> Self {
+        TechniqueSpec {
+            key: facts.key,
+            accepts: facts.accepts,
+            uses_related: facts.uses_related,
+            schedule: Schedule { start, end },
+        }
+    }
 }
 
 impl Resolver<'_> {
@@ -173,18 +189,9 @@ impl Resolver<'_> {
 
     fn techniques(&mut self, sites: &[(Site, Option<String>)], catalog: &Catalog, model: &str) {
         let ct = &self.cfg.compression_training;
-        let linear_like = [SiteKind::Linear, SiteKind::Embedding, SiteKind::Conv2d];
         if let Some(t) = ct.weight_quantization.as_ref().filter(|t| t.shared_parameters.enabled) {
             let s = &t.shared_parameters;
-            let spec = TechniqueSpec {
-                key: "weight_quantization",
-                accepts: &linear_like,
-                uses_related: false,
-                schedule: Schedule {
-                    start: s.schedule_offset,
-                    end: None,
-                },
-            };
+            let spec = TechniqueSpec::builtin(&WEIGHT_QUANTIZATION, s.schedule_offset, None);
             self.technique(
                 &spec,
                 t.different_groups.as_ref(),
@@ -244,16 +251,8 @@ impl Resolver<'_> {
             .filter(|t| t.shared_parameters.enabled && t.different_groups.is_some())
         {
             let s = &t.shared_parameters;
-            let schedule = Schedule {
-                start: s.schedule_offset,
-                end: Some(s.schedule_offset_end.unwrap_or(s.schedule_offset)),
-            };
-            let spec = TechniqueSpec {
-                key: "sparse_pruning",
-                accepts: &[SiteKind::Linear, SiteKind::Conv2d],
-                uses_related: false,
-                schedule,
-            };
+            let end = s.schedule_offset_end.unwrap_or(s.schedule_offset);
+            let spec = TechniqueSpec::builtin(&SPARSE_PRUNING, s.schedule_offset, Some(end));
             self.pruning(&spec, t.different_groups.as_ref(), sites, model, |dense_ratio| {
                 Params::Sparse(PrunePlan {
                     method: s.method,
@@ -261,37 +260,41 @@ impl Resolver<'_> {
                 })
             });
         }
-        if let Some(t) = ct.row_pruning.as_ref().filter(|t| t.shared_parameters.enabled) {
-            let s = &t.shared_parameters;
-            let schedule = Schedule {
-                start: s.schedule_offset,
-                end: None,
-            };
-            let spec = TechniqueSpec {
-                key: "row_pruning",
-                accepts: &[SiteKind::Linear],
-                uses_related: true,
-                schedule,
-            };
-            self.pruning(&spec, t.different_groups.as_ref(), sites, model, |dense_ratio| {
-                Params::Row(PrunePlan {
-                    method: s.method,
-                    dense_ratio,
-                })
+        // Row and channel pruning (before head pruning: forward order inside a Linear): output
+        // rows or channels, with related modules sliced to match.
+        let rows = [
+            ct.row_pruning.as_ref().map(|t| {
+                let s = &t.shared_parameters;
+                (
+                    &ROW_PRUNING,
+                    s.enabled,
+                    s.schedule_offset,
+                    s.method,
+                    &t.different_groups,
+                    Params::Row as fn(PrunePlan) -> Params,
+                )
+            }),
+            ct.channel_pruning.as_ref().map(|t| {
+                let s = &t.shared_parameters;
+                (
+                    &CHANNEL_PRUNING,
+                    s.enabled,
+                    s.schedule_offset,
+                    s.method,
+                    &t.different_groups,
+                    Params::Channel as fn(PrunePlan) -> Params,
+                )
+            }),
+        ];
+        for (facts, _, start, method, groups, variant) in rows.into_iter().flatten().filter(|r| r.1) {
+            let spec = TechniqueSpec::builtin(facts, start, None);
+            self.pruning(&spec, groups.as_ref(), sites, model, |dense_ratio| {
+                variant(PrunePlan { method, dense_ratio })
             });
         }
         if let Some(t) = ct.head_pruning.as_ref().filter(|t| t.shared_parameters.enabled) {
             let s = &t.shared_parameters;
-            let schedule = Schedule {
-                start: s.schedule_offset,
-                end: None,
-            };
-            let spec = TechniqueSpec {
-                key: "head_pruning",
-                accepts: &[SiteKind::Linear],
-                uses_related: true,
-                schedule,
-            };
+            let spec = TechniqueSpec::builtin(&HEAD_PRUNING, s.schedule_offset, None);
             let num_heads = s.num_heads.unwrap_or(1);
             self.pruning(&spec, t.different_groups.as_ref(), sites, model, |dense_ratio| {
                 let kept_heads = kept(dense_ratio, num_heads as usize) as u32;
@@ -303,40 +306,13 @@ impl Resolver<'_> {
                 })
             });
         }
-        if let Some(t) = ct.channel_pruning.as_ref().filter(|t| t.shared_parameters.enabled) {
-            let s = &t.shared_parameters;
-            let schedule = Schedule {
-                start: s.schedule_offset,
-                end: None,
-            };
-            let spec = TechniqueSpec {
-                key: "channel_pruning",
-                accepts: &[SiteKind::Conv2d],
-                uses_related: true,
-                schedule,
-            };
-            self.pruning(&spec, t.different_groups.as_ref(), sites, model, |dense_ratio| {
-                Params::Channel(PrunePlan {
-                    method: s.method,
-                    dense_ratio,
-                })
-            });
-        }
         if let Some(t) = ct
             .activation_quantization
             .as_ref()
             .filter(|t| t.shared_parameters.enabled)
         {
             let s = &t.shared_parameters;
-            let spec = TechniqueSpec {
-                key: "activation_quantization",
-                accepts: &[SiteKind::Linear, SiteKind::Conv2d],
-                uses_related: false,
-                schedule: Schedule {
-                    start: s.schedule_offset,
-                    end: None,
-                },
-            };
+            let spec = TechniqueSpec::builtin(&ACTIVATION_QUANTIZATION, s.schedule_offset, None);
             self.technique(
                 &spec,
                 t.different_groups.as_ref(),
@@ -503,7 +479,7 @@ impl Resolver<'_> {
             });
             return false;
         }
-        if spec.key == "head_pruning" && site.role != SiteRole::AttentionOutput {
+        if spec.key == HEAD_PRUNING.key && site.role != SiteRole::AttentionOutput {
             self.errors.push(ConfigError::UnsupportedSite {
                 pointer: pp.to_string(),
                 technique: spec.key.to_string(),
@@ -656,5 +632,5 @@ fn dim(s: &Site, i: usize) -> String {
 }
 
 fn needs_training(cfg: &EmberConfig) -> bool {
-    !crate::validate::training_reasons(cfg).is_empty()
+    !crate::techniques::training_reasons(cfg).is_empty()
 }

@@ -1,10 +1,11 @@
-//! Shapes, bytes and kernels after clean, per module. The byte counts are what the `.ember`
-//! artifact stores: packed codes (int8, int4 two per byte, ternary 2 bits, binary 1 bit; 3-bit codes
-//! in the 4-bit container, 5–7-bit codes in the 8-bit one), one f32 scale per group (plus an f32
-//! zero point per group when asymmetric), f32 biases. Sparse masks are stored dense (zeros), so they
-//! do not shrink a module; structural pruning does.
+//! Shapes, bytes and kernels after clean, per module. Bytes and kernel names come from
+//! `ember_numerics::WeightSpec` / `linear_kernel`, the same code the artifact writer and the CPU
+//! engine use, so `ember plan` predicts `ember inspect` exactly without loading weights. Sparse
+//! masks are stored dense (zeros), so they do not shrink a module; structural pruning does.
 
 use super::*;
+use ember_numerics::{linear_kernel, lookup_kernel};
+
 use crate::inventory::{Site, SiteKind};
 
 /// Bytes of a site stored densely in f32 (weight + bias).
@@ -13,7 +14,12 @@ pub(crate) fn dense_bytes(site: &Site) -> u64 {
     ((site.numel() + bias) * 4) as u64
 }
 
-pub(crate) fn module_plan(site: &Site, teacher_path: Option<String>, techniques: Vec<Applied>) -> ModulePlan {
+pub(crate) fn module_plan(
+    site: &Site,
+    teacher_path: Option<String>,
+    techniques: Vec<Applied>,
+    numerics: Numerics,
+) -> ModulePlan {
     let shape_after = shape_after(site, &techniques);
     let rows = shape_after[0];
     let numel: usize = shape_after.iter().product();
@@ -22,28 +28,18 @@ pub(crate) fn module_plan(site: &Site, teacher_path: Option<String>, techniques:
         Params::WeightQuant(w) => Some(w),
         _ => None,
     });
-    let weight_bytes = match wq {
-        None => numel as u64 * 4,
-        Some(w) => {
-            let cols = numel / rows.max(1);
-            let codes = rows as u64 * (cols as u64 * w.container_bits() as u64).div_ceil(8);
-            let groups = match w.grouping {
-                Grouping::PerRow => rows as u64,
-                Grouping::RowBlocks(g) => g as u64,
-                Grouping::InputGroups(g) => rows as u64 * (cols as u64).div_ceil(g.max(1) as u64),
-            };
-            let per_group = if w.quantization_type == QuantizationType::Asymmetric && w.bits > 2 {
-                8
-            } else {
-                4
-            };
-            codes + groups * per_group
-        }
-    };
     let act = techniques.iter().find_map(|a| match &a.params {
         Params::ActivationQuant(q) => Some(q),
         _ => None,
     });
+    let cols = numel / rows.max(1);
+    let spec = wq.map(|w| w.spec(numerics));
+    let weight_bytes = spec.map_or(numel as u64 * 4, |s| s.stored_bytes(rows, cols));
+    let kernel = match site.kind {
+        SiteKind::Embedding => lookup_kernel(spec),
+        SiteKind::Linear => linear_kernel(spec, rows, cols, act.map(|a| a.bits)).name(),
+        SiteKind::Conv2d => format!("conv_{}", linear_kernel(spec, rows, cols, act.map(|a| a.bits)).name()),
+    };
     ModulePlan {
         path: site.path.clone(),
         teacher_path,
@@ -52,7 +48,7 @@ pub(crate) fn module_plan(site: &Site, teacher_path: Option<String>, techniques:
         shape: site.shape.clone(),
         shape_after,
         has_bias: site.has_bias,
-        kernel: kernel(site.kind, wq, act),
+        kernel,
         techniques,
         bytes_before: dense_bytes(site),
         bytes_after: weight_bytes + bias,
@@ -84,41 +80,4 @@ fn shape_after(site: &Site, techniques: &[Applied]) -> Vec<usize> {
         }
     }
     shape
-}
-
-fn kernel(kind: SiteKind, wq: Option<&WeightQuantPlan>, act: Option<&ActivationQuantPlan>) -> String {
-    match kind {
-        SiteKind::Embedding => match wq {
-            None => "lookup_f32".into(),
-            Some(w) => format!("lookup_{}", weight_format(w)),
-        },
-        SiteKind::Linear | SiteKind::Conv2d => {
-            let prefix = if kind == SiteKind::Conv2d { "conv_" } else { "" };
-            match (wq, act) {
-                (None, None) => format!("{prefix}gemm_f32"),
-                (None, Some(a)) => format!("{prefix}gemm_f32 (A{} quantize-dequantize)", a.bits),
-                (Some(w), None) => format!("{prefix}gemm_f32_{}", weight_format(w)),
-                (Some(w), Some(_)) if w.format.is_some() => {
-                    format!("{prefix}gemm_f32_{} (A quantize-dequantize)", weight_format(w))
-                }
-                (Some(w), Some(_)) => format!(
-                    "{prefix}gemm_i8{}",
-                    match w.container_bits() {
-                        1 => "_binary".to_string(),
-                        2 => "_ternary".to_string(),
-                        b => format!("i{b}"),
-                    }
-                ),
-            }
-        }
-    }
-}
-
-fn weight_format(w: &WeightQuantPlan) -> String {
-    match (w.format, w.container_bits()) {
-        (Some(f), _) => f.name().replace('-', "_"),
-        (None, 1) => "binary".into(),
-        (None, 2) => "ternary".into(),
-        (None, b) => format!("i{b}"),
-    }
 }

@@ -7,6 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use ember_numerics::{Clip, FloatFormat};
+
 /// The seven DeepSpeed techniques plus any technique a user crate registered under its own key.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CompressionTraining {
@@ -88,50 +90,8 @@ pub enum Rounding {
     Gptq,
 }
 
-/// How a weight group's quantization range is chosen (Ember extension).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Clip {
-    /// The group's full range: max |x| (symmetric) or min…max (asymmetric).
-    #[default]
-    None,
-    /// The range scaled by the clip ratio in 1.00, 0.99, …, 0.50 that minimizes the group's
-    /// squared rounding error (ties keep the wider range).
-    Mse,
-}
-
-/// A floating-point weight format (Ember extension): the value grid, scaled per group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FloatFormat {
-    /// fp8 with 4 exponent and 3 mantissa bits (max 448).
-    E4m3,
-    /// fp8 with 5 exponent and 2 mantissa bits (max 57344).
-    E5m2,
-    /// fp6 with 3 exponent and 2 mantissa bits (max 28).
-    E3m2,
-    /// fp4 with 2 exponent and 1 mantissa bit (max 6).
-    E2m1,
-}
-
-impl FloatFormat {
-    /// Bits per stored code.
-    pub fn bits(self) -> u32 {
-        match self {
-            FloatFormat::E4m3 | FloatFormat::E5m2 => 8,
-            FloatFormat::E3m2 => 6,
-            FloatFormat::E2m1 => 4,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            FloatFormat::E4m3 => "fp8-e4m3",
-            FloatFormat::E5m2 => "fp8-e5m2",
-            FloatFormat::E3m2 => "fp6-e3m2",
-            FloatFormat::E2m1 => "fp4-e2m1",
-        }
-    }
-}
+// `Clip` and `FloatFormat` are what a quantized number is: they live in `ember-numerics`
+// (re-exported from `crate::types`), with the serde and schema forms this config language uses.
 
 /// MoQ's optional blend of float and quantized weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -4,6 +4,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use ember_numerics::Numerics;
+
 /// Model family.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -217,17 +219,6 @@ pub struct Training {
 pub struct Export {
     /// Output path of the `.ember` artifact.
     pub path: String,
-}
-
-/// Which quantizer formulas run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Numerics {
-    /// Correct formulas: symmetric scale max/(2^(b−1)−1), asymmetric range /(2^b−1), epsilon guards.
-    #[default]
-    Ember,
-    /// DeepSpeed's formulas bit for bit (clipped symmetric scale, asymmetric /2^b).
-    Deepspeed,
 }
 
 /// How `modules` patterns match module paths.

@@ -6,8 +6,8 @@
 
 use std::fmt::Write as _;
 
-use ember_config::types::{FloatFormat, Numerics};
-use ember_numerics::{GroupLayout, Scheme};
+use ember_numerics::{FloatFormat, Numerics};
+use ember_numerics::{GroupLayout, LinearKernel, Scheme, WeightSpec, format_name, linear_kernel, lookup_kernel};
 use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value, json};
@@ -123,6 +123,29 @@ pub struct LayerEntry {
     pub out_norm: NormEntry,
 }
 
+impl LinearEntry {
+    /// The kernel family the CPU engine runs this module with, decided from the stored scheme
+    /// alone (as `ember plan` predicts it).
+    pub fn kernel(&self) -> LinearKernel {
+        let w = &self.weight;
+        linear_kernel(w.spec(), w.rows, w.cols, self.act.map(|a| a.bits))
+    }
+}
+
+/// One weight-bearing module of an artifact, as `ember inspect` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleSummary {
+    /// `encoder.layer.0.attention.self.query`, `embeddings.word_embeddings`.
+    pub name: String,
+    /// The stored format (`int8`, `uint4`, `f32`, …).
+    pub format: String,
+    /// Bytes of the module's tensors in the file: the weight's (codes, scales, zero points, or
+    /// f32 values) plus the f32 bias, if any.
+    pub bytes: u64,
+    /// The kernel family (`gemm_i8i8`, `lookup_int8`, …).
+    pub kernel: String,
+}
+
 impl LayerEntry {
     /// The six linears with their manifest keys, in [`crate::Layer::linears`] order.
     pub fn linears(&self) -> [(&'static str, &LinearEntry); 6] {
@@ -208,16 +231,8 @@ pub(crate) fn scheme_parts(scheme: Scheme) -> (&'static str, u32, Option<FloatFo
     }
 }
 
-/// The format name of a scheme (as `QuantTensor::format_name`).
-pub(crate) fn format_name(scheme: Scheme) -> String {
-    match scheme {
-        Scheme::Symmetric { bits } => format!("int{bits}"),
-        Scheme::Asymmetric { bits } => format!("uint{bits}"),
-        Scheme::Ternary => "ternary".into(),
-        Scheme::Binary => "binary".into(),
-        Scheme::Float(f) => f.name().into(),
-    }
-}
+/// Columns of the `ember inspect` table.
+const COLUMNS: usize = 7;
 
 /// The dtype of a scheme's codes: `I8` for 5–8-bit symmetric (two's complement codes), `U8`
 /// otherwise (offset, unsigned or packed codes).
@@ -229,6 +244,31 @@ pub(crate) fn codes_dtype(scheme: Scheme) -> TensorDtype {
 }
 
 impl WeightEntry {
+    /// What the weight stores (`None`: f32 values).
+    pub fn spec(&self) -> Option<WeightSpec> {
+        match &self.storage {
+            WeightStorage::F32 { .. } => None,
+            WeightStorage::Quant {
+                scheme,
+                numerics,
+                layout,
+                ..
+            } => Some(WeightSpec {
+                scheme: *scheme,
+                numerics: *numerics,
+                layout: *layout,
+            }),
+        }
+    }
+
+    /// Bytes of the weight's tensors, from their dtypes and shapes.
+    pub fn tensor_bytes(&self) -> u64 {
+        self.tensors()
+            .iter()
+            .map(|(_, t)| t.bytes())
+            .fold(0, u64::saturating_add)
+    }
+
     /// Every tensor of the weight.
     pub fn tensors(&self) -> Vec<(&'static str, &TensorRef)> {
         match &self.storage {
@@ -345,13 +385,45 @@ impl Manifest {
         out
     }
 
+    /// Every weight-bearing module in model order: embeddings, then each layer's six Linears.
+    pub fn modules(&self) -> Vec<ModuleSummary> {
+        let e = &self.embeddings;
+        let mut out: Vec<ModuleSummary> = [
+            ("embeddings.word_embeddings", &e.word),
+            ("embeddings.position_embeddings", &e.position),
+            ("embeddings.token_type_embeddings", &e.token_type),
+        ]
+        .into_iter()
+        .map(|(name, w)| ModuleSummary {
+            name: name.into(),
+            format: w.format.clone(),
+            bytes: w.tensor_bytes(),
+            kernel: lookup_kernel(w.spec()),
+        })
+        .collect();
+        for l in &self.layers {
+            for (_, lin) in l.linears() {
+                out.push(ModuleSummary {
+                    name: lin.name.clone(),
+                    format: lin.weight.format.clone(),
+                    bytes: lin
+                        .weight
+                        .tensor_bytes()
+                        .saturating_add(lin.bias.as_ref().map_or(0, TensorRef::bytes)),
+                    kernel: lin.kernel().name(),
+                });
+            }
+        }
+        out
+    }
+
     /// A table for `ember inspect`: per module its format, shape, bytes, bits per weight and
     /// activation quantization; then biases + LayerNorms, the tokenizer, and the totals.
     pub fn table(&self) -> String {
-        let mut rows: Vec<[String; 6]> = Vec::new();
-        rows.push(["module", "format", "shape", "bytes", "bits/w", "act"].map(String::from));
+        let mut rows: Vec<[String; COLUMNS]> = Vec::new();
+        rows.push(["module", "format", "shape", "bytes", "bits/w", "act", "kernel"].map(String::from));
         let e = &self.embeddings;
-        let mut weight_row = |name: &str, w: &WeightEntry, act: Option<&ActSpec>| {
+        let mut weight_row = |name: &str, w: &WeightEntry, act: Option<&ActSpec>, kernel: String| {
             rows.push([
                 name.to_string(),
                 w.format.clone(),
@@ -359,14 +431,19 @@ impl Manifest {
                 group_digits(w.storage_bytes),
                 format!("{:.2}", w.bits_per_weight),
                 act.map_or("-".into(), act_text),
+                kernel,
             ]);
         };
-        weight_row("embeddings.word_embeddings", &e.word, None);
-        weight_row("embeddings.position_embeddings", &e.position, None);
-        weight_row("embeddings.token_type_embeddings", &e.token_type, None);
+        for (name, w) in [
+            ("embeddings.word_embeddings", &e.word),
+            ("embeddings.position_embeddings", &e.position),
+            ("embeddings.token_type_embeddings", &e.token_type),
+        ] {
+            weight_row(name, w, None, lookup_kernel(w.spec()));
+        }
         for l in &self.layers {
             for (_, lin) in l.linears() {
-                weight_row(&lin.name, &lin.weight, lin.act.as_ref());
+                weight_row(&lin.name, &lin.weight, lin.act.as_ref(), lin.kernel().name());
             }
         }
         let mut weight_bytes = 0u64;
@@ -388,6 +465,7 @@ impl Manifest {
             group_digits(vector_bytes),
             "32.00".into(),
             "-".into(),
+            "-".into(),
         ]);
         if let Some(t) = &self.tokenizer {
             rows.push([
@@ -401,9 +479,10 @@ impl Manifest {
                 group_digits(t.tensor.bytes()),
                 "-".into(),
                 "-".into(),
+                "-".into(),
             ]);
         }
-        let mut widths = [0usize; 6];
+        let mut widths = [0usize; COLUMNS];
         for r in &rows {
             for (w, c) in widths.iter_mut().zip(r) {
                 *w = (*w).max(c.chars().count());
@@ -420,11 +499,11 @@ impl Manifest {
                     line.push_str(c);
                 } else {
                     line.push_str(c);
-                    if i < 5 {
+                    if i + 1 < COLUMNS {
                         line.push_str(&" ".repeat(pad));
                     }
                 }
-                if i < 5 {
+                if i + 1 < COLUMNS {
                     line.push_str("  ");
                 }
             }

@@ -24,8 +24,8 @@ mod write;
 use std::path::Path;
 
 pub use manifest::{
-    EmbeddingsEntry, FORMAT_VERSION, LayerEntry, LinearEntry, MANIFEST_KEY, Manifest, NormEntry, TOKENIZER_COMPRESSION,
-    TensorDtype, TensorRef, TokenizerEntry, WeightEntry, WeightStorage,
+    EmbeddingsEntry, FORMAT_VERSION, LayerEntry, LinearEntry, MANIFEST_KEY, Manifest, ModuleSummary, NormEntry,
+    TOKENIZER_COMPRESSION, TensorDtype, TensorRef, TokenizerEntry, WeightEntry, WeightStorage,
 };
 
 use crate::error::Result;

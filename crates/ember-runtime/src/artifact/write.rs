@@ -4,10 +4,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use flate2::Compression;
 use flate2::write::ZlibEncoder;
@@ -15,7 +13,7 @@ use safetensors::tensor::{Dtype, TensorView};
 
 use super::manifest::{
     EmbeddingsEntry, FORMAT_VERSION, LayerEntry, LinearEntry, MANIFEST_KEY, Manifest, NormEntry, TOKENIZER_COMPRESSION,
-    TensorDtype, TensorRef, TokenizerEntry, WeightEntry, WeightStorage, codes_dtype, format_name,
+    TensorDtype, TensorRef, TokenizerEntry, WeightEntry, WeightStorage, codes_dtype,
 };
 use crate::check::check_model;
 use crate::check::join_problems;
@@ -96,10 +94,7 @@ impl<'m> Tensors<'m> {
         WeightEntry {
             rows,
             cols,
-            format: match w {
-                Weight::F32 { .. } => "f32".into(),
-                Weight::Quant(q) => format_name(q.scheme),
-            },
+            format: w.format_name(),
             storage_bytes,
             bits_per_weight: bits_per_weight(storage_bytes, rows, cols),
             storage,
@@ -208,52 +203,10 @@ pub(crate) fn to_bytes(model: &CompressedModel) -> Result<Vec<u8>> {
         .map_err(|e| RuntimeError::Invalid(format!("safetensors serialization failed: {e}")))
 }
 
-/// Distinguishes temp files of one process.
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A new, uniquely named file in `dir` (never an existing one).
-fn create_temp(dir: &Path, stem: &str) -> io::Result<(PathBuf, File)> {
-    loop {
-        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".{stem}.{}.{n}.tmp", std::process::id()));
-        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-            Ok(f) => return Ok((tmp, f)),
-            // A leftover of a dead process with the same pid: try the next name.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < u64::MAX => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Writes `bytes` to `path` through a synced temp file in the same directory and a rename. On
-/// failure the temp file is removed and an existing `path` is untouched.
+/// Writes `bytes` to `path` atomically ([`crate::output::write_atomic`]).
 pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io_err = |source: io::Error| RuntimeError::Io {
+    crate::output::write_atomic(path, bytes).map_err(|source| RuntimeError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let Some(stem) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return Err(io_err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a file path (it has no file name)",
-        )));
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let (tmp, mut file) = create_temp(dir, &stem).map_err(io_err)?;
-    let written = file.write_all(bytes).and_then(|()| file.sync_all()).and_then(|()| {
-        drop(file);
-        fs::rename(&tmp, path)
-    });
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(e));
-    }
-    // Persist the rename itself (best effort: not every platform can open a directory).
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    })
 }

@@ -1,146 +1,26 @@
-//! Activation quantization as the composer's fake quantization defines it
-//! (`ember_core::fake_quant::ActQuant`), in f32 with `round` = round-half-to-even:
-//!
-//! | spec | scale `s` | code | value |
-//! |---|---|---|---|
-//! | symmetric, Ember | `max\|x\| / (2^(b−1)−1)` | `q = clamp(round(x/s), ±(2^(b−1)−1))` | `q·s` |
-//! | symmetric, DeepSpeed | `2·max\|x\| / 2^b` | `q = clamp(round(x/s), −2^(b−1), 2^(b−1)−1)` | `q·s` |
-//! | asymmetric, Ember | `(max−min) / (2^b−1)`, `z = round(−min/s)` | `u = clamp(round(x/s)+z, 0, 2^b−1)` | `(u−z)·s` |
-//! | asymmetric, DeepSpeed | `(max−min) / 2^b`, `zf = round(min/s)·s` | `u = clamp(round((x−zf)/s), 0, 2^b−1)` | `u·s + zf` |
-//!
-//! `max`/`min` are per row (token) for [`ActRange::Dynamic`], the calibrated values for
-//! [`ActRange::Static`] (symmetric uses `max(|min|, |max|)`). A zero scale gives codes 0 (symmetric:
-//! value 0; asymmetric: a constant row, every value exactly `min`).
-//!
-//! For the integer kernels every row is one generic form `u = clamp(round((x − sub)/s) + add, lo,
-//! hi)`, fed as the i8 code `c = u − shift` (`shift = 2^(b−1)` for asymmetric, so `c` fits i8 for
-//! `b ≤ 8`) with scale `s`; the kernel's `s·Σ c·w` is completed by `offset · Σ_k w[n,k]`, with
-//! `offset = s·(2^(b−1) − z)` (Ember) or `s·2^(b−1) + zf` (DeepSpeed).
+//! The CPU engine's activation quantizers: [`ember_numerics::ActSpec`]'s definition (its module
+//! header has the formulas) with the row's range found by SIMD code, rows in parallel, and codes
+//! written straight into the kernels' layout. Tested bit for bit against the numerics crate and
+//! against the kernels' own fused int8 quantizer.
 
-use ember_config::types::Numerics;
+use ember_numerics::{ActRange, ActSpec, RowQuant};
 use rayon::prelude::*;
-
-use crate::model::{ActRange, ActSpec};
 
 /// Rows per parallel task (and the size below which quantization stays on one thread).
 const ROWS_PER_TASK: usize = 16;
 
 /// Why the engine cannot run `spec` (codes must fit i8 lanes; a static range must be a range).
 pub(crate) fn unsupported(spec: &ActSpec) -> Option<String> {
-    if !(2..=8).contains(&spec.bits) {
-        return Some(format!(
-            "activation quantization to {} bits is not supported (2 to 8 bits run in int8 lanes)",
-            spec.bits
-        ));
-    }
-    match spec.range {
-        ActRange::Static { min, max } if !(min.is_finite() && max.is_finite() && min <= max) => Some(format!(
-            "static activation range [{min}, {max}] is not a finite range with min ≤ max; recalibrate"
-        )),
-        _ => None,
-    }
-}
-
-/// One row's quantizer in the generic form of the module header.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct RowQuant {
-    /// Scale `s` (0 for an all-zero or constant row).
-    pub scale: f32,
-    sub: f32,
-    add: f32,
-    lo: f32,
-    hi: f32,
-    shift: f32,
-    /// Asymmetric only: what the kernel's `s·Σ c·w` misses, per unit of `Σ w`.
-    pub offset: f32,
-    /// Asymmetric with `s = 0`: every value of the row is this.
-    constant: Option<f32>,
-}
-
-impl RowQuant {
-    /// The quantizer for a row whose range is `[min, max]` (`max_abs` for symmetric specs).
-    pub(crate) fn new(spec: &ActSpec, min: f32, max: f32) -> RowQuant {
-        let b = spec.bits;
-        if spec.symmetric {
-            let max_abs = min.abs().max(max.abs());
-            let (scale, lo, hi) = match spec.numerics {
-                Numerics::Ember => {
-                    let qmax = ((1i32 << (b - 1)) - 1) as f32;
-                    (max_abs / qmax, -qmax, qmax)
-                }
-                Numerics::Deepspeed => {
-                    let range = (1u64 << b) as f32;
-                    (max_abs * 2.0 / range, -range / 2.0, range / 2.0 - 1.0)
-                }
-            };
-            return RowQuant {
-                scale,
-                sub: 0.0,
-                add: 0.0,
-                lo,
-                hi,
-                shift: 0.0,
-                offset: 0.0,
-                constant: None,
-            };
-        }
-        let half = (1u32 << (b - 1)) as f32;
-        let top = ((1u64 << b) - 1) as f32;
-        let scale = match spec.numerics {
-            Numerics::Ember => (max - min) / top,
-            Numerics::Deepspeed => (max - min) / (1u64 << b) as f32,
-        };
-        if scale == 0.0 {
-            return RowQuant {
-                scale: 0.0,
-                sub: 0.0,
-                add: 0.0,
-                lo: 0.0,
-                hi: 0.0,
-                shift: 0.0,
-                offset: min,
-                constant: Some(min),
-            };
-        }
-        let (sub, add, offset) = match spec.numerics {
-            Numerics::Ember => {
-                let z = (-min / scale).round_ties_even();
-                (0.0, z, scale * (half - z))
-            }
-            Numerics::Deepspeed => {
-                let zf = (min / scale).round_ties_even() * scale;
-                (zf, 0.0, scale * half + zf)
-            }
-        };
-        RowQuant {
-            scale,
-            sub,
-            add,
-            lo: 0.0,
-            hi: top,
-            shift: half,
-            offset,
-            constant: None,
-        }
-    }
-
-    /// The unsigned (asymmetric) or signed (symmetric) code `u` of `x`, as f32 (never NaN: `max`
-    /// and `min` return the bound for a NaN input, which keeps the integer conversion defined).
-    #[inline(always)]
-    fn code(&self, x: f32) -> f32 {
-        (((x - self.sub) / self.scale).round_ties_even() + self.add)
-            .max(self.lo)
-            .min(self.hi)
-    }
+    spec.problem()
 }
 
 #[inline(always)]
 fn row_quant(simd: super::ops::Simd, spec: &ActSpec, x: &[f32]) -> RowQuant {
     match spec.range {
-        ActRange::Static { min, max } => RowQuant::new(spec, min, max),
+        ActRange::Static { min, max } => spec.row_quant(min, max),
         ActRange::Dynamic => {
             let (mn, mx) = super::ops::min_max(simd, x);
-            RowQuant::new(spec, mn, mx)
+            spec.row_quant(mn, mx)
         }
     }
 }
@@ -166,18 +46,7 @@ super::ops::simd_fn!(
 super::ops::simd_fn!(
     /// Fake quantization of one row in place: `x ← value(code(x))`, as the composer computes it.
     fn fake_quantize_row(simd; spec: &ActSpec, x: &mut [f32]) {
-        let rq = row_quant(simd, spec, x);
-        if let Some(c) = rq.constant {
-            x.iter_mut().for_each(|v| *v = c);
-            return;
-        }
-        if rq.scale == 0.0 {
-            x.iter_mut().for_each(|v| *v = 0.0);
-            return;
-        }
-        for v in x.iter_mut() {
-            *v = (rq.code(*v) - rq.add) * rq.scale + rq.sub;
-        }
+        row_quant(simd, spec, x).fake_quantize(x);
     }
 );
 
@@ -195,7 +64,7 @@ pub(crate) fn quantize_codes(
     cols: usize,
 ) -> (Vec<i8>, Vec<f32>, Option<Vec<f32>>) {
     let mut codes = vec![0i8; rows * cols];
-    let mut params = vec![RowQuant::new(spec, 0.0, 0.0); rows];
+    let mut params = vec![spec.row_quant(0.0, 0.0); rows];
     let work = |(xs, (cs, ps)): (&[f32], (&mut [i8], &mut [RowQuant]))| {
         for ((xr, cr), p) in xs.chunks(cols).zip(cs.chunks_mut(cols)).zip(ps.iter_mut()) {
             *p = quantize_row_codes(simd, spec, xr, cr);
@@ -240,6 +109,7 @@ pub(crate) fn fake_quantize(
 mod tests {
     use super::super::ops::Simd;
     use super::*;
+    use ember_numerics::Numerics;
 
     fn spec(bits: u32, symmetric: bool, numerics: Numerics, range: ActRange) -> ActSpec {
         ActSpec {
@@ -250,54 +120,11 @@ mod tests {
         }
     }
 
-    /// The module-header table written out directly, per element, in f32.
+    /// The one definition, row by row, scalar.
     fn reference(s: &ActSpec, row: &[f32]) -> Vec<f32> {
-        let (mn, mx) = match s.range {
-            ActRange::Dynamic => (
-                row.iter().copied().fold(f32::INFINITY, f32::min),
-                row.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-            ),
-            ActRange::Static { min, max } => (min, max),
-        };
-        let b = s.bits;
-        match (s.symmetric, s.numerics) {
-            (true, n) => {
-                let m = mn.abs().max(mx.abs());
-                let (scale, lo, hi) = if n == Numerics::Ember {
-                    let q = ((1 << (b - 1)) - 1) as f32;
-                    (m / q, -q, q)
-                } else {
-                    let r = (1u64 << b) as f32;
-                    (m * 2.0 / r, -r / 2.0, r / 2.0 - 1.0)
-                };
-                let safe = if scale == 0.0 { 1.0 } else { scale };
-                row.iter()
-                    .map(|&x| (x / safe).round_ties_even().clamp(lo, hi) * scale)
-                    .collect()
-            }
-            (false, Numerics::Ember) => {
-                let top = ((1u64 << b) - 1) as f32;
-                let scale = (mx - mn) / top;
-                if scale == 0.0 {
-                    return vec![mn; row.len()];
-                }
-                let z = (-mn / scale).round_ties_even();
-                row.iter()
-                    .map(|&x| (((x / scale).round_ties_even() + z).clamp(0.0, top) - z) * scale)
-                    .collect()
-            }
-            (false, Numerics::Deepspeed) => {
-                let r = (1u64 << b) as f32;
-                let scale = (mx - mn) / r;
-                if scale == 0.0 {
-                    return vec![mn; row.len()];
-                }
-                let z = (mn / scale).round_ties_even() * scale;
-                row.iter()
-                    .map(|&x| ((x - z) / scale).round_ties_even().clamp(0.0, r - 1.0) * scale + z)
-                    .collect()
-            }
-        }
+        let mut r = row.to_vec();
+        s.fake_quantize_row(&mut r);
+        r
     }
 
     fn specs() -> Vec<ActSpec> {
@@ -391,6 +218,46 @@ mod tests {
                     assert_eq!(kept, o, "{s:?} {simd:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn engine_codes_equal_the_numerics_codes() {
+        for s in specs() {
+            for row in rows() {
+                let mut want = vec![0i8; row.len()];
+                let rq = s.quantize_row_codes(&row, &mut want);
+                for simd in Simd::all() {
+                    let (codes, scales, offsets) = quantize_codes(simd, false, &s, &row, 1, row.len());
+                    assert_eq!(
+                        (codes.as_slice(), scales[0]),
+                        (want.as_slice(), rq.scale),
+                        "{s:?} {simd:?}"
+                    );
+                    assert_eq!(offsets.map(|o| o[0]), (!s.symmetric).then_some(rq.offset));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_kernels_fused_int8_quantizer_is_the_numerics_definition() {
+        use ember_kernels::{KernelConfig, QuantizedActivations};
+        // The engine hands symmetric int8 Ember dynamic inputs to the kernels' own quantizer.
+        let s = spec(8, true, Numerics::Ember, ActRange::Dynamic);
+        let (rows, cols) = (70, 96);
+        let mut x: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 0.0031)
+            .collect();
+        x[5 * cols..6 * cols].iter_mut().for_each(|v| *v = 0.0); // a zero row: scale 0
+        let mut codes = vec![0i8; rows * cols];
+        let mut scales = Vec::new();
+        for (r, c) in x.chunks(cols).zip(codes.chunks_mut(cols)) {
+            scales.push(s.quantize_row_codes(r, c).scale);
+        }
+        let want = QuantizedActivations::from_codes(&codes, rows, cols, &scales).unwrap();
+        for cfg in [KernelConfig::default(), KernelConfig::reference()] {
+            assert_eq!(QuantizedActivations::quantize(&x, rows, cols, &cfg), want, "{cfg:?}");
         }
     }
 

@@ -7,16 +7,20 @@
 //! | f32 | `ActSpec` | fake-quantized input, f32 GEMM |
 //! | packed, exact kernel | `ActSpec` (2–8 bits) | i8 codes → integer kernel (exact i32 sums) + offset · Σw for asymmetric |
 //! | int8 / int4, exact kernel | none | weight-only kernel: f32 activations × packed weights converted a register at a time (`benches/engine.rs`: faster than the f32 GEMM at 1×128 and 32×128 once rows are split per thread) |
-//! | anything else (fp8, DeepSpeed int8 with −128, ternary/binary weight-only, …) | either | dequantized once at load, f32 GEMM (reported in the module's note) |
+//! | anything else (fp8, DeepSpeed int8, asymmetric int8, ternary/binary weight-only, …) | either | dequantized once at load, f32 GEMM (reported in the module's note) |
+//!
+//! Which row applies is [`ember_numerics::linear_kernel`]'s decision from the scheme and shape, the
+//! same call `ember plan` makes.
 
 use ember_kernels::{Isa, PackedWeights, QuantizedActivations};
+use ember_numerics::{LinearKernel, linear_kernel};
 use rayon::prelude::*;
 
 use super::Exec;
 use super::act_quant;
 use crate::error::{Result, RuntimeError};
 use crate::model::{ActSpec, Linear, Weight};
-use crate::packed::to_kernel;
+use crate::packed::pack;
 use crate::quant_tensor::QuantTensor;
 
 /// What a layer's input must be turned into before its product.
@@ -85,8 +89,10 @@ pub(crate) struct LinearOp {
     bias: Option<Vec<f32>>,
     pub input: InputKind,
     compute: Compute,
-    /// The kernel, for [`super::ModuleKernel`].
+    /// The kernel family, for [`super::ModuleKernel`].
     pub kernel: String,
+    /// The instruction set it runs on.
+    pub isa: &'static str,
     /// Why no integer kernel runs, where one was expected.
     pub note: Option<String>,
 }
@@ -99,13 +105,13 @@ fn isa_name(isa: Isa) -> &'static str {
     }
 }
 
-fn short_format(w: &PackedWeights) -> &'static str {
-    match w {
-        PackedWeights::Int8(_) => "i8",
-        PackedWeights::Int4(_) => "i4",
-        PackedWeights::Ternary(_) => "ternary",
-        PackedWeights::Binary(_) => "binary",
-    }
+/// The kernel family of `lin`: the rule `ember plan` applies, from the scheme and shape alone.
+pub(crate) fn kernel_of(lin: &Linear) -> LinearKernel {
+    let spec = match &lin.weight {
+        Weight::F32 { .. } => None,
+        Weight::Quant(q) => Some(q.spec()),
+    };
+    linear_kernel(spec, lin.out_features(), lin.in_features(), lin.act.map(|a| a.bits))
 }
 
 impl LinearOp {
@@ -116,67 +122,56 @@ impl LinearOp {
             return Err(RuntimeError::Invalid(format!("{}: {problem}", lin.name)));
         }
         let fake_or_raw = |act: Option<ActSpec>| act.map_or(InputKind::Raw, InputKind::Fake);
-        let f32_name = |act: Option<ActSpec>| match act {
-            Some(a) => format!("f32 gemm (a{} fake-quant)", a.bits),
-            None => "f32 gemm".to_string(),
-        };
-        let op = |input, compute, kernel, note| LinearOp {
+        let choice = kernel_of(lin);
+        let kernel = choice.name();
+        let op = |input, compute, isa: &'static str, note| LinearOp {
             n,
             k,
             bias: lin.bias.clone(),
             input,
             compute,
-            kernel,
+            kernel: kernel.clone(),
+            isa,
             note,
         };
-        let q = match &lin.weight {
-            Weight::F32 { values, .. } => {
-                return Ok(op(
-                    fake_or_raw(lin.act),
-                    Compute::F32 { w: values.clone() },
-                    f32_name(lin.act),
-                    None,
-                ));
-            }
-            Weight::Quant(q) => q,
+        let packed = |q: &QuantTensor, format, groups| {
+            pack(q, format, groups).map_err(|e| RuntimeError::Invalid(format!("{}: {e}", lin.name)))
         };
-        let fallback = |reason: String| {
-            op(
+        match (&lin.weight, &choice) {
+            (Weight::F32 { values, .. }, _) => Ok(op(
                 fake_or_raw(lin.act),
-                Compute::F32 { w: q.dequantize() },
-                format!("{} (dequantized at load)", f32_name(lin.act)),
-                Some(reason),
-            )
-        };
-        let packed = match to_kernel(q) {
-            Ok(p) => p,
-            Err(reason) => return Ok(fallback(reason)),
-        };
-        match lin.act {
-            Some(spec) => {
+                Compute::F32 { w: values.clone() },
+                "gemm crate",
+                None,
+            )),
+            (Weight::Quant(q), LinearKernel::Integer { format, groups }) => {
+                let spec = lin.act.expect("an integer kernel has quantized inputs");
                 let wsum = (!spec.symmetric).then(|| weight_sums(q));
-                let kernel = format!("i8×{} ({})", short_format(&packed), isa_name(isa));
                 Ok(op(
                     InputKind::Codes(spec),
-                    Compute::Int { w: packed, wsum },
-                    kernel,
+                    Compute::Int {
+                        w: packed(q, *format, *groups)?,
+                        wsum,
+                    },
+                    isa_name(isa),
                     None,
                 ))
             }
-            None => match packed {
-                PackedWeights::Int8(_) | PackedWeights::Int4(_) => {
-                    // the weight-only kernels are AVX2 code on both x86 levels (no integer dot product)
-                    let level = if isa == Isa::Scalar { "scalar" } else { "avx2" };
-                    let kernel = format!("f32×{} ({level})", short_format(&packed));
-                    Ok(op(InputKind::Raw, Compute::WeightOnly { w: packed }, kernel, None))
-                }
-                other => Ok(fallback(format!(
-                    "no f32-activation kernel for {} weights (weight-only quantization); add activation \
-                     quantization to run the i8×{} kernel",
-                    other.format_name(),
-                    short_format(&other)
-                ))),
-            },
+            // the weight-only kernels are AVX2 code on both x86 levels (no integer dot product)
+            (Weight::Quant(q), LinearKernel::WeightOnly { format, groups }) => Ok(op(
+                InputKind::Raw,
+                Compute::WeightOnly {
+                    w: packed(q, *format, *groups)?,
+                },
+                if isa == Isa::Scalar { "scalar" } else { "avx2" },
+                None,
+            )),
+            (Weight::Quant(q), other) => Ok(op(
+                fake_or_raw(lin.act),
+                Compute::F32 { w: q.dequantize() },
+                "gemm crate",
+                other.reason().map(str::to_string),
+            )),
         }
     }
 
@@ -195,7 +190,7 @@ impl LinearOp {
                     let r = rows.len();
                     if spec.symmetric
                         && spec.bits == 8
-                        && spec.numerics == ember_config::types::Numerics::Ember
+                        && spec.numerics == ember_numerics::Numerics::Ember
                         && spec.range == crate::model::ActRange::Dynamic
                     {
                         // The kernels' own fused quantizer computes exactly this spec

@@ -53,8 +53,13 @@ pub struct EngineOptions {
 pub struct ModuleKernel {
     /// The module's path (`encoder.layer.0.attention.self.query`).
     pub name: String,
-    /// What runs: `i8×i8 (vnni)`, `f32×i4 (…)`, `f32 gemm`, …
+    /// The kernel family (`gemm_i8i8`, `gemm_f32_i4`, `gemm_f32 (fp8-e4m3 dequantized)`, …): the
+    /// name `ember plan` predicts ([`ember_numerics::LinearKernel::name`]).
     pub kernel: String,
+    /// The instruction set it runs on (`vnni`, `avx2`, `scalar`; `gemm crate` for f32).
+    pub isa: String,
+    /// Whether Q, K and V run as one fused product.
+    pub fused_qkv: bool,
     /// Why no integer kernel runs (set when a quantized weight falls back to f32).
     pub note: Option<String>,
 }
@@ -537,21 +542,29 @@ fn build_layer(
 ) -> Result<(LayerOps, Vec<ModuleKernel>)> {
     let la = model.arch.layers[i];
     let mut kernels = Vec::new();
-    let mut report = |lin: &Linear, op: &LinearOp, suffix: &str| {
+    let mut report = |lin: &Linear, op: &LinearOp, fused_qkv: bool| {
         kernels.push(ModuleKernel {
             name: lin.name.clone(),
-            kernel: format!("{}{suffix}", op.kernel),
+            kernel: op.kernel.clone(),
+            isa: op.isa.to_string(),
+            fused_qkv,
             note: op.note.clone(),
         });
     };
     let fused = fuse_qkv(l)
         .map(|lin| LinearOp::new(&lin, isa))
         .transpose()?
-        .filter(|op| op.note.is_none());
+        // Fused only where every part runs the same integer kernel family on its own.
+        .filter(|op| {
+            op.note.is_none()
+                && [&l.query, &l.key, &l.value]
+                    .iter()
+                    .all(|p| linear::kernel_of(p).name() == op.kernel)
+        });
     let qkv = match fused {
         Some(op) => {
             for lin in [&l.query, &l.key, &l.value] {
-                report(lin, &op, " [q/k/v fused]");
+                report(lin, &op, true);
             }
             Qkv::Fused(Box::new(op))
         }
@@ -562,7 +575,7 @@ fn build_layer(
                 LinearOp::new(&l.value, isa)?,
             ];
             for (lin, op) in [&l.query, &l.key, &l.value].into_iter().zip(&ops) {
-                report(lin, op, "");
+                report(lin, op, false);
             }
             Qkv::Separate(Box::new(ops))
         }
@@ -570,9 +583,9 @@ fn build_layer(
     let attn_out = LinearOp::new(&l.attn_out, isa)?;
     let ffn_in = LinearOp::new(&l.ffn_in, isa)?;
     let ffn_out = LinearOp::new(&l.ffn_out, isa)?;
-    report(&l.attn_out, &attn_out, "");
-    report(&l.ffn_in, &ffn_in, "");
-    report(&l.ffn_out, &ffn_out, "");
+    report(&l.attn_out, &attn_out, false);
+    report(&l.ffn_in, &ffn_in, false);
+    report(&l.ffn_out, &ffn_out, false);
     Ok((
         LayerOps {
             n_heads: la.n_heads,
