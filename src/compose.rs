@@ -60,9 +60,15 @@ pub fn catalog() -> ember_config::Catalog {
     registry().catalog()
 }
 
+/// A config file's text, read with the size limit (`/dev/zero` as a config is an error, not an
+/// endless read).
+fn read_config_text(path: &Path) -> Result<String, Error> {
+    ember_config::read_text_bounded(path, ember_config::MAX_CONFIG_BYTES).map_err(|e| Error::io(path, e))
+}
+
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<ParsedConfig, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = read_config_text(path)?;
     Ok(ember_config::parse_config(&text, &catalog())?)
 }
 
@@ -79,7 +85,8 @@ pub fn inventory_for(source: &str) -> Result<Inventory, Error> {
             ember_config::known_model_names().join(", ")
         )));
     }
-    let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
+    let text = ember_config::read_text_bounded(&config, ember_config::hf_config::MAX_HF_CONFIG_BYTES)
+        .map_err(|e| Error::io(&config, e))?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -94,7 +101,7 @@ pub fn compose(opts: &ComposeOptions) -> Result<ComposeOutcome, Error> {
 
 /// Runs the pipeline with `registry` (built-ins plus whatever a user crate registered).
 pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<ComposeOutcome, Error> {
-    let text = std::fs::read_to_string(&opts.config).map_err(|e| Error::io(&opts.config, e))?;
+    let text = read_config_text(&opts.config)?;
     let parsed = ember_config::parse_config(&text, &registry.catalog())?;
     let config = &parsed.config;
     let source = opts.model.clone().unwrap_or_else(|| config.model.source.clone());

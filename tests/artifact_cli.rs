@@ -84,6 +84,26 @@ fn compose_out_inspect_and_embed_on_two_engines() {
     assert!(table.contains("encoder.layer.5.output.dense"), "{table}");
     assert!(table.contains("int8") && table.contains("gemm_i8i8"), "{table}");
     assert!(table.contains("total:"), "{table}");
+    // An artifact every loader refuses (one scale made NaN) is refused by inspect too.
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let scales = header
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.ends_with(".scales"))
+        .map(|(_, t)| t["data_offsets"][0].as_u64().unwrap() as usize)
+        .unwrap();
+    bytes[8 + n + scales..8 + n + scales + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let bad = dir.join("nan-scale.ember");
+    std::fs::write(&bad, &bytes).unwrap();
+    let out = ember().arg("inspect").arg(&bad).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("not a finite number"),
+        "{stderr}"
+    );
 
     let input = dir.join("in.txt");
     std::fs::write(

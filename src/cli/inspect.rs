@@ -1,5 +1,7 @@
 //! `ember inspect`: the manifest of a `.ember` artifact as a table (per module: format, shape,
-//! bytes, bits per weight) with the totals; reads only the header.
+//! bytes, bits per weight, activation quantization, kernel family) with the totals. The whole
+//! file is validated first, by the same check every loader runs: an artifact inspect accepts is
+//! one the engines load.
 
 use std::path::PathBuf;
 
@@ -17,6 +19,7 @@ pub struct InspectArgs {
 
 /// Runs `ember inspect`.
 pub fn run(args: &InspectArgs) -> Result<(), Error> {
+    ember_runtime::artifact::read(&args.artifact)?;
     let manifest = ember_runtime::artifact::read_manifest(&args.artifact)?;
     if args.json {
         println!(

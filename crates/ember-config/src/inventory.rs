@@ -164,23 +164,7 @@ impl Inventory {
 
 /// Dimensions of a BERT encoder read from an HF `config.json` (no weights needed).
 pub fn bert_from_hf_config(model: &str, config_json: &str) -> Result<Inventory, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(config_json).map_err(|e| format!("config.json is not valid JSON: {e}"))?;
-    let get = |key: &str| -> Result<usize, String> {
-        v.get(key)
-            .and_then(serde_json::Value::as_u64)
-            .map(|x| x as usize)
-            .ok_or_else(|| format!("config.json has no integer `{key}`"))
-    };
-    Ok(Inventory::bert(
-        model,
-        get("num_hidden_layers")?,
-        get("hidden_size")?,
-        get("num_attention_heads")?,
-        get("intermediate_size")?,
-        get("vocab_size")?,
-        get("max_position_embeddings")?,
-    ))
+    Ok(crate::HfBertConfig::parse(config_json)?.inventory(model))
 }
 
 /// Inventories of models known by name, for planning without weights.

@@ -28,6 +28,7 @@
 
 pub mod custom;
 pub mod error;
+pub mod hf_config;
 pub mod inventory;
 mod parse;
 pub mod plan;
@@ -39,8 +40,9 @@ mod validate;
 
 pub use custom::{Catalog, CustomTechniqueSpec};
 pub use error::{ConfigError, ConfigErrors};
+pub use hf_config::{HfBertConfig, read_text_bounded};
 pub use inventory::{Inventory, Site, SiteKind, SiteRole, bert_from_hf_config, known_model, known_model_names};
-pub use parse::{ParsedConfig, load_config, parse_config};
+pub use parse::{MAX_CONFIG_BYTES, ParsedConfig, load_config, parse_config};
 pub use plan::{Plan, resolve_plan};
 pub use schema::{config_schema, config_schema_text};
 pub use techniques::{TechniqueFacts, builtin_technique, training_reasons};

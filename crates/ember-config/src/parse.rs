@@ -61,9 +61,13 @@ pub fn parse_config(text: &str, catalog: &Catalog) -> Result<ParsedConfig, Confi
     }
 }
 
-/// Reads and parses a config file.
+/// The largest config file Ember reads (recipes are a few KB; the whole config is copied into the
+/// artifact's header, which must stay small).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Reads (at most [`MAX_CONFIG_BYTES`]) and parses a config file.
 pub fn load_config(path: &std::path::Path, catalog: &Catalog) -> Result<ParsedConfig, ConfigErrors> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::read_text_bounded(path, MAX_CONFIG_BYTES)
         .map_err(|e| ConfigError::invalid("", format!("cannot read config file {}: {e}", path.display())))?;
     parse_config(&text, catalog)
 }

@@ -1,7 +1,8 @@
 //! Loading an HF BERT checkpoint: `config.json` → [`BertConfig`], `model.safetensors` → weights.
 //!
-//! This is the only place HF's config vocabulary (`hidden_size`, `num_attention_heads`,
-//! `intermediate_size`, …) appears; it is translated into Ember's (`d_model`, `n_heads`, `d_ff`).
+//! HF's config vocabulary (`hidden_size`, `num_attention_heads`, `intermediate_size`, …) is parsed
+//! and validated by `ember_config::HfBertConfig` (the planner reads the same file with it); here
+//! it is translated into Ember's (`d_model`, `n_heads`, `d_ff`).
 //!
 //! Weights are applied through burn-store's `SafetensorsStore` with key remapping (HF
 //! `LayerNorm` → `layer_norm`, `attention.self` → `attention.self_attn`, an optional `bert.` prefix
@@ -17,8 +18,8 @@ use std::path::Path;
 
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
+use ember_config::hf_config::{HfBertConfig, MAX_HF_CONFIG_BYTES, read_text_bounded};
 use safetensors::{Dtype, SafeTensors};
-use serde::Deserialize;
 
 use crate::bert::{Bert, BertConfig, LayerDims};
 use crate::{Error, Result};
@@ -27,89 +28,20 @@ use crate::{Error, Result};
 /// buffer and the pooler (sentence embeddings use mean pooling, not the `[CLS]` pooler).
 const IGNORED_TENSORS: &[&str] = &["embeddings.position_ids", "pooler.dense.weight", "pooler.dense.bias"];
 
-/// The fields of HF `config.json` Ember reads (`BertConfig` in `transformers`).
-#[derive(Debug, Deserialize)]
-struct HfBertConfig {
-    #[serde(default)]
-    model_type: Option<String>,
-    vocab_size: usize,
-    hidden_size: usize,
-    num_hidden_layers: usize,
-    num_attention_heads: usize,
-    intermediate_size: usize,
-    #[serde(default = "default_act")]
-    hidden_act: String,
-    max_position_embeddings: usize,
-    #[serde(default = "default_type_vocab")]
-    type_vocab_size: usize,
-    #[serde(default = "default_eps")]
-    layer_norm_eps: f64,
-    #[serde(default)]
-    position_embedding_type: Option<String>,
-}
-
-fn default_act() -> String {
-    "gelu".to_string()
-}
-fn default_type_vocab() -> usize {
-    2
-}
-fn default_eps() -> f64 {
-    1e-12
-}
-
-/// Reads and validates an HF `config.json`, naming the model `name`.
+/// Reads and validates an HF `config.json` (with `ember_config::HfBertConfig`, the one parser
+/// the planner uses too), naming the model `name`.
 pub fn read_config(path: &Path, name: &str) -> Result<BertConfig> {
-    let bad = |reason: String| Error::BadConfig {
-        path: path.to_path_buf(),
-        reason,
-    };
     if !path.is_file() {
         return Err(Error::MissingFile {
             path: path.to_path_buf(),
             what: "config.json",
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let hf: HfBertConfig = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    if let Some(kind) = hf.model_type.as_deref().filter(|k| *k != "bert") {
-        return Err(bad(format!("model_type `{kind}` is not supported (only `bert`)")));
-    }
-    if hf.hidden_act != "gelu" {
-        return Err(bad(format!(
-            "hidden_act `{}` is not supported (only `gelu`, the exact erf GELU)",
-            hf.hidden_act
-        )));
-    }
-    if let Some(kind) = hf.position_embedding_type.as_deref().filter(|k| *k != "absolute") {
-        return Err(bad(format!(
-            "position_embedding_type `{kind}` is not supported (only `absolute`)"
-        )));
-    }
-    for (key, value) in [
-        ("vocab_size", hf.vocab_size),
-        ("hidden_size", hf.hidden_size),
-        ("num_attention_heads", hf.num_attention_heads),
-        ("intermediate_size", hf.intermediate_size),
-        ("max_position_embeddings", hf.max_position_embeddings),
-        ("type_vocab_size", hf.type_vocab_size),
-    ] {
-        if value == 0 {
-            return Err(bad(format!("{key} must be positive")));
-        }
-    }
-    if !hf.hidden_size.is_multiple_of(hf.num_attention_heads) {
-        return Err(bad(format!(
-            "hidden_size {} is not a multiple of num_attention_heads {}",
-            hf.hidden_size, hf.num_attention_heads
-        )));
-    }
-    if !(hf.layer_norm_eps.is_finite() && hf.layer_norm_eps > 0.0) {
-        return Err(bad(format!(
-            "layer_norm_eps {} must be a positive number",
-            hf.layer_norm_eps
-        )));
-    }
+    let text = read_text_bounded(path, MAX_HF_CONFIG_BYTES).map_err(|e| Error::io(path, e))?;
+    let hf = HfBertConfig::parse(&text).map_err(|reason| Error::BadConfig {
+        path: path.to_path_buf(),
+        reason,
+    })?;
     let layer = LayerDims {
         n_heads: hf.num_attention_heads,
         head_dim: hf.hidden_size / hf.num_attention_heads,

@@ -280,7 +280,10 @@ impl QuantTensor {
             )));
         }
         if let Some(i) = self.scales.iter().position(|s| !s.is_finite()) {
-            return Err(RuntimeError::Invalid(format!("scale {i} is not finite")));
+            return Err(RuntimeError::Invalid(format!(
+                "the scale of group {i} is {}, not a finite number",
+                self.scales[i]
+            )));
         }
         if stored_scheme(self.scheme, self.numerics) != self.scheme {
             return Err(RuntimeError::Invalid(format!(

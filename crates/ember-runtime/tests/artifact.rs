@@ -968,7 +968,11 @@ fn value_problems_are_named() {
     let mut b = bytes.clone();
     let r = data_range(&bytes, "embeddings.word_embeddings.weight.scales");
     b[r.start + 8..r.start + 12].copy_from_slice(&f32::INFINITY.to_le_bytes());
-    expect_err(&b, "inf scale", &["embeddings.word_embeddings: scale 2 is not finite"]);
+    expect_err(
+        &b,
+        "inf scale",
+        &["embeddings.word_embeddings: the scale of group 2 is inf, not a finite number"],
+    );
     // A scale that makes values overflow.
     let mut b = bytes.clone();
     b[r.start + 8..r.start + 12].copy_from_slice(&f32::MAX.to_le_bytes());

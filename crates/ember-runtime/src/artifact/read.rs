@@ -182,8 +182,9 @@ fn parse_header(bytes: &[u8], data_len: u64) -> Result<Header, Vec<String>> {
     }
     let Some(manifest_text) = manifest_text else {
         p.push(format!(
-            "no Ember manifest: `__metadata__.{MANIFEST_KEY}` is missing (a plain safetensors file? \
-             `.ember` files are written by `ember clean`)"
+            "no Ember manifest: `__metadata__.{MANIFEST_KEY}` is missing. This is a plain safetensors file \
+             (an HF `model.safetensors`?): pass its model directory or a known model name instead, or \
+             compose an artifact with `ember compose --config <recipe> --out model.ember`"
         ));
         return Err(p);
     };
