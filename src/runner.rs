@@ -205,7 +205,16 @@ impl Runner {
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(batch_size.max(1)) {
             let batch = self.tokenizer().batch(chunk)?;
-            out.extend(self.forward(&batch)?);
+            let embeddings = self.forward(&batch)?;
+            // Either engine: NaN or inf embeddings are an error, never output (the CPU engine
+            // also names the layer where they first appear).
+            if let Some(i) = embeddings.iter().position(|e| e.iter().any(|v| !v.is_finite())) {
+                return Err(Error::Other(format!(
+                    "the model produced a non-finite embedding (NaN or inf) for sentence {}: its weights overflow f32; check the model's LayerNorm weights and scales",
+                    out.len() + i + 1
+                )));
+            }
+            out.extend(embeddings);
             progress(chunk.len());
         }
         Ok(out)

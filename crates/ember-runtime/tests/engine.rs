@@ -840,3 +840,21 @@ fn large_batches_split_into_row_chunks_match_the_reference() {
     }
     assert!(excused * 10 <= total, "{excused} of {total} sentences differ");
 }
+
+/// A finite but huge LayerNorm weight overflows f32 downstream: the engine refuses to return the
+/// NaNs and names the layer where the values first stop being finite.
+#[test]
+fn non_finite_activations_are_an_error_naming_the_layer() {
+    let mut model = random_model(12);
+    model.layers[1].out_norm.gamma.iter_mut().for_each(|g| *g = f32::MAX);
+    let (ids, mask, b, s) = batch(5, &[6, 9]);
+    let err = engine(&model, None, None)
+        .forward(&ids, &mask, b, s)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not finite from encoder.layer.1 on"), "{err}");
+    // The same model with a sane weight runs.
+    model.layers[1].out_norm.gamma.iter_mut().for_each(|g| *g = 1.0);
+    let out = engine(&model, None, None).forward(&ids, &mask, b, s).unwrap();
+    assert!(out.embeddings.iter().all(|v| v.is_finite()));
+}

@@ -379,8 +379,12 @@ impl Engine {
     fn forward_inner(&self, ids: &[u32], mask: &[u32], batch: usize, seq: usize, sc: &mut Scratch) -> Result<Output> {
         let (m, d) = (batch * seq, self.d_model);
         let mut x = self.phases.time("embeddings", || self.embed(ids, seq));
-        for lo in &self.layers {
+        finite(&x, "embeddings")?;
+        for (i, lo) in self.layers.iter().enumerate() {
             self.layer(lo, &mut x, mask, batch, seq, sc)?;
+            // One pass over [m, d] per layer (the layer's GEMMs read it d times over): a NaN or
+            // inf is reported where it first appears instead of leaving the engine as output.
+            finite(&x, &format!("encoder.layer.{i}"))?;
         }
         let embeddings = self
             .phases
@@ -532,6 +536,18 @@ fn pool_and_normalize(x: &[f32], mask: &[u32], batch: usize, seq: usize, d: usiz
         }
     }
     out
+}
+
+/// An error naming `at` when `x` holds a NaN or an infinity.
+fn finite(x: &[f32], at: &str) -> Result<()> {
+    match x.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(RuntimeError::Invalid(format!(
+            "the model's output is not finite from {at} on (value {} at element {i}): its weights overflow \
+             f32 there for this input; check that module's weights, scales and LayerNorm parameters",
+            x[i]
+        ))),
+    }
 }
 
 fn build_layer(
