@@ -172,8 +172,19 @@ impl ConfigErrors {
     }
 }
 
+/// The most errors printed; the rest are counted (a screenful, not megabytes of repeats).
+pub const MAX_PRINTED_ERRORS: usize = 40;
+
 impl std::fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.len() > MAX_PRINTED_ERRORS {
+            let shown = ConfigErrors(self.0[..MAX_PRINTED_ERRORS].to_vec());
+            return write!(
+                f,
+                "{shown}\nerror: … and {} more errors (fix the ones above first)",
+                self.0.len() - MAX_PRINTED_ERRORS
+            );
+        }
         for (i, e) in self.0.iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;

@@ -37,7 +37,20 @@ pub struct ParsedConfig {
 /// Parses and validates a config text. `catalog` lists the custom techniques registered with the
 /// composer (use [`Catalog::builtin_only`] when there are none).
 pub fn parse_config(text: &str, catalog: &Catalog) -> Result<ParsedConfig, ConfigErrors> {
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::invalid(
+            "",
+            format!(
+                "the config is {} bytes; Ember reads configs of at most {MAX_CONFIG_BYTES} bytes (it is copied into every artifact's header)",
+                text.len()
+            ),
+        )
+        .into());
+    }
     let value = parse_json(text)?;
+    if let Some(e) = too_many_patterns(&value) {
+        return Err(e.into());
+    }
     if !value.is_object() {
         return Err(ConfigError::WrongType {
             pointer: String::new(),
@@ -64,6 +77,35 @@ pub fn parse_config(text: &str, catalog: &Catalog) -> Result<ParsedConfig, Confi
 /// The largest config file Ember reads (recipes are a few KB; the whole config is copied into the
 /// artifact's header, which must stay small).
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// The most module patterns (`modules` and `related_modules` entries) a config may hold: far
+/// above any recipe (BERT-large has 144 Linear modules), low enough that planning stays fast.
+pub const MAX_MODULE_PATTERNS: usize = 10_000;
+
+/// An error when the config holds more than [`MAX_MODULE_PATTERNS`] module patterns.
+fn too_many_patterns(value: &serde_json::Value) -> Option<ConfigError> {
+    let techniques = value.get("compression_training")?.as_object()?;
+    let mut total = 0usize;
+    for (key, t) in techniques {
+        let Some(groups) = t.get("different_groups").and_then(|g| g.as_object()) else {
+            continue;
+        };
+        for g in groups.values() {
+            for list in ["modules", "related_modules"] {
+                total += g.get(list).and_then(|m| m.as_array()).map_or(0, Vec::len);
+            }
+        }
+        if total > MAX_MODULE_PATTERNS {
+            return Some(ConfigError::invalid(
+                format!("/compression_training/{key}/different_groups"),
+                format!(
+                    "more than {MAX_MODULE_PATTERNS} module patterns in the config; use regular expressions that match several modules (`layer\\.\\d+\\.attention`) instead of listing each"
+                ),
+            ));
+        }
+    }
+    None
+}
 
 /// Reads (at most [`MAX_CONFIG_BYTES`]) and parses a config file.
 pub fn load_config(path: &std::path::Path, catalog: &Catalog) -> Result<ParsedConfig, ConfigErrors> {

@@ -133,7 +133,7 @@ pub(crate) fn validate(
 }
 
 fn weight_quantization(
-    t: &Technique<WeightQuantShared, WeightQuantParams>,
+    t: &TechniqueSection<WeightQuantShared, WeightQuantParams>,
     errors: &mut Vec<ConfigError>,
     warnings: &mut Vec<String>,
 ) {

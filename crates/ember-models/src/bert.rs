@@ -38,19 +38,11 @@ pub struct BertConfig {
     /// LayerNorm epsilon (BERT: 1e-12).
     pub layer_norm_eps: f64,
     /// One entry per encoder layer; layers may differ (pruned heads or FFN rows).
-    pub layers: Vec<LayerDims>,
+    pub layers: Vec<LayerArch>,
 }
 
-/// The dimensions of one encoder layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LayerDims {
-    /// Attention heads in this layer.
-    pub n_heads: usize,
-    /// Width of each head (Q/K/V have `n_heads · head_dim` rows).
-    pub head_dim: usize,
-    /// FFN inner width (HF `intermediate_size`).
-    pub d_ff: usize,
-}
+/// The dimensions of one encoder layer: the artifact's [`LayerArch`], one type for both.
+pub use ember_runtime::LayerArch;
 
 impl BertConfig {
     /// A config whose layers all have the same shape (what HF checkpoints describe).
@@ -72,7 +64,7 @@ impl BertConfig {
             type_vocab_size: 2,
             layer_norm_eps: 1e-12,
             layers: vec![
-                LayerDims {
+                LayerArch {
                     n_heads,
                     head_dim,
                     d_ff
@@ -302,9 +294,9 @@ impl EncoderLayer {
     }
 
     /// This layer's dimensions, read from its parameters.
-    pub fn dims(&self) -> LayerDims {
+    pub fn dims(&self) -> LayerArch {
         let attn = &self.attention.self_attn;
-        LayerDims {
+        LayerArch {
             n_heads: attn.n_heads,
             head_dim: attn.head_dim,
             d_ff: self.intermediate.dense.d_out(),
@@ -526,17 +518,17 @@ mod tests {
     fn heterogeneous() -> BertConfig {
         let mut config = BertConfig::uniform("hetero", 50, 16, 3, 4, 32, 20);
         config.layers = vec![
-            LayerDims {
+            LayerArch {
                 n_heads: 4,
                 head_dim: 4,
                 d_ff: 32,
             },
-            LayerDims {
+            LayerArch {
                 n_heads: 1,
                 head_dim: 4,
                 d_ff: 7,
             },
-            LayerDims {
+            LayerArch {
                 n_heads: 3,
                 head_dim: 6,
                 d_ff: 64,

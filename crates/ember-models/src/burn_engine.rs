@@ -441,7 +441,7 @@ pub fn build_bert(model: &CompressedModel, device: &Device, policy: WeightPolicy
     };
     let mut layers = Vec::with_capacity(model.layers.len());
     for (layer, dims) in model.layers.iter().zip(&model.arch.layers) {
-        let mut lin = |l: &ember_runtime::Linear| linear(l, device, next());
+        let mut lin = |l: &ember_runtime::CompressedLinear| linear(l, device, next());
         let self_attn = SelfAttention {
             query: lin(&layer.query),
             key: lin(&layer.key),
@@ -501,7 +501,7 @@ fn embedding(weight: &Weight, device: &Device, repr: &Repr) -> Embedding {
     }
 }
 
-fn linear(l: &ember_runtime::Linear, device: &Device, repr: &Repr) -> Linear {
+fn linear(l: &ember_runtime::CompressedLinear, device: &Device, repr: &Repr) -> Linear {
     Linear {
         weight: Param::from_tensor(weight_tensor(&l.weight, device, repr)),
         bias: l.bias.as_ref().map(|b| Param::from_tensor(vector(b, device))),

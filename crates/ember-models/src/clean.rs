@@ -13,7 +13,7 @@ use burn::tensor::Tensor;
 use ember_core::numerics;
 use ember_core::slots::{EmbeddingSlots, LinearSlots};
 use ember_runtime::{
-    Architecture, CompressedModel, Embeddings, Layer, LayerArch, LayerNormParams, Linear as RLinear, Meta, Pooling,
+    Architecture, CompressedLinear, CompressedModel, Embeddings, Layer, LayerArch, LayerNormParams, Meta, Pooling,
     QuantTensor, Weight,
 };
 
@@ -208,7 +208,12 @@ fn slice(w: &[f32], r: usize, c: usize, rows: Option<&[usize]>, cols: Option<&[u
     (out, rows.len(), cols_n)
 }
 
-fn linear(l: &Linear, name: String, keep_rows: Option<Vec<usize>>, keep_cols: Option<Vec<usize>>) -> Result<RLinear> {
+fn linear(
+    l: &Linear,
+    name: String,
+    keep_rows: Option<Vec<usize>>,
+    keep_cols: Option<Vec<usize>>,
+) -> Result<CompressedLinear> {
     let slots: &LinearSlots = &l.slots;
     let sliced = keep_rows.is_some() || keep_cols.is_some();
     let [r, c] = l.weight.dims();
@@ -239,7 +244,7 @@ fn linear(l: &Linear, name: String, keep_rows: Option<Vec<usize>>, keep_cols: Op
             None => v,
         }
     });
-    Ok(RLinear {
+    Ok(CompressedLinear {
         name,
         weight,
         bias,

@@ -34,7 +34,7 @@ pub mod loader;
 mod sentence;
 mod tokenizer;
 
-pub use bert::{Bert, BertConfig, EncoderOutput, LayerDims};
+pub use bert::{Bert, BertConfig, EncoderOutput, LayerArch};
 pub use burn_engine::{EngineReport, WeightPolicy, bert_from_compressed, device_from_name, engine_report};
 pub use clean::{CleanOptions, StructuralPrune, clean};
 pub use error::{Error, Result};

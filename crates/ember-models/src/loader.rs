@@ -21,7 +21,7 @@ use burn::tensor::Device;
 use ember_config::hf_config::{HfBertConfig, MAX_HF_CONFIG_BYTES, read_text_bounded};
 use safetensors::{Dtype, SafeTensors};
 
-use crate::bert::{Bert, BertConfig, LayerDims};
+use crate::bert::{Bert, BertConfig, LayerArch};
 use crate::{Error, Result};
 
 /// Tensors an HF BERT checkpoint may hold that Ember's encoder has no use for: the `position_ids`
@@ -42,7 +42,7 @@ pub fn read_config(path: &Path, name: &str) -> Result<BertConfig> {
         path: path.to_path_buf(),
         reason,
     })?;
-    let layer = LayerDims {
+    let layer = LayerArch {
         n_heads: hf.num_attention_heads,
         head_dim: hf.hidden_size / hf.num_attention_heads,
         d_ff: hf.intermediate_size,

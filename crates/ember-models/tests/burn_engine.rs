@@ -24,8 +24,8 @@ use ember_models::blocks::{Embedding, LayerNorm, Linear};
 use ember_models::burn_engine::{BackendFamily, Repr, burn_quant, plan_engine, quantized_tensor};
 use ember_models::{Bert, Error, WeightPolicy, bert_from_compressed, device_from_name, engine_report};
 use ember_runtime::{
-    ActRange, ActSpec, Architecture, CompressedModel, Embeddings as CEmbeddings, Layer, LayerArch, LayerNormParams,
-    Linear as CLinear, Meta, Pooling, QuantTensor, Weight,
+    ActRange, ActSpec, Architecture, CompressedLinear, CompressedModel, Embeddings as CEmbeddings, Layer, LayerArch,
+    LayerNormParams, Meta, Pooling, QuantTensor, Weight,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -87,7 +87,7 @@ fn layer(rng: &mut StdRng, index: usize, specs: [LinearSpec; 6]) -> Layer {
     let mut linears = specs
         .into_iter()
         .zip(names)
-        .map(|((rows, cols, storage, act, bias), name)| CLinear {
+        .map(|((rows, cols, storage, act, bias), name)| CompressedLinear {
             name: format!("encoder.layer.{index}.{name}"),
             weight: weight(rng, rows, cols, storage),
             bias: bias.then(|| uniform(rng, rows, 0.1)),
@@ -244,7 +244,7 @@ fn param1(values: &[f32], device: &Device) -> Param<Tensor<1>> {
     ))
 }
 
-fn ref_linear(l: &CLinear, device: &Device) -> Linear {
+fn ref_linear(l: &CompressedLinear, device: &Device) -> Linear {
     let slots = LinearSlots {
         act_quant: l.act,
         ..LinearSlots::default()

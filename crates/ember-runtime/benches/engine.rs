@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use ember_numerics::Numerics;
 use ember_numerics::{GroupLayout, Scheme, quantize};
 use ember_runtime::{
-    ActRange, ActSpec, Architecture, CompressedModel, Embeddings, Engine, EngineOptions, Layer, LayerArch,
-    LayerNormParams, Linear, Meta, Pooling, QuantTensor, Weight,
+    ActRange, ActSpec, Architecture, CompressedLinear, CompressedModel, Embeddings, Engine, EngineOptions, Layer,
+    LayerArch, LayerNormParams, Meta, Pooling, QuantTensor, Weight,
 };
 
 struct Rng(u64);
@@ -51,7 +51,7 @@ fn minilm() -> CompressedModel {
     };
     let layers = (0..LAYERS)
         .map(|i| {
-            let lin = |suffix: &str, rows: usize, cols: usize, rng: &mut Rng| Linear {
+            let lin = |suffix: &str, rows: usize, cols: usize, rng: &mut Rng| CompressedLinear {
                 name: format!("encoder.layer.{i}.{suffix}"),
                 weight: Weight::F32 {
                     rows,

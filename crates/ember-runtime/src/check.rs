@@ -7,12 +7,12 @@ use ember_numerics::FloatFormat;
 use ember_numerics::{MiniFloat, Scheme, code_value};
 
 use crate::artifact::MAX_TOKENIZER_BYTES;
-use crate::model::{ActRange, ActSpec, Architecture, CompressedModel, LayerNormParams, Linear, Weight};
+use crate::model::{ActRange, ActSpec, Architecture, CompressedLinear, CompressedModel, LayerNormParams, Weight};
 use crate::quant_tensor::{QuantTensor, Zeros};
 
 /// The dimensions of one layer's weights.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct LayerDims {
+pub(crate) struct CheckedLayer {
     /// `n_heads · head_dim`.
     pub attn: usize,
     pub d_ff: usize,
@@ -32,7 +32,7 @@ fn check_dim(v: usize, at: &str, p: &mut Vec<String>) {
 }
 
 /// Problems with the architecture itself; on success the per-layer dimensions.
-pub(crate) fn check_arch(a: &Architecture, at: &str) -> Result<Vec<LayerDims>, Vec<String>> {
+pub(crate) fn check_arch(a: &Architecture, at: &str) -> Result<Vec<CheckedLayer>, Vec<String>> {
     let mut p = Vec::new();
     if a.family != "bert" {
         p.push(format!(
@@ -85,7 +85,7 @@ pub(crate) fn check_arch(a: &Architecture, at: &str) -> Result<Vec<LayerDims>, V
                 "{at}.layers[{i}]: n_heads × head_dim = {attn} is over the limit of {MAX_DIM}"
             ));
         }
-        dims.push(LayerDims { attn, d_ff: l.d_ff });
+        dims.push(CheckedLayer { attn, d_ff: l.d_ff });
     }
     if p.is_empty() { Ok(dims) } else { Err(p) }
 }
@@ -176,7 +176,7 @@ pub(crate) fn check_model(m: &CompressedModel) -> Vec<String> {
     p
 }
 
-fn check_linear(l: &Linear, rows: usize, cols: usize, p: &mut Vec<String>) {
+fn check_linear(l: &CompressedLinear, rows: usize, cols: usize, p: &mut Vec<String>) {
     let at = if l.name.is_empty() { "(unnamed linear)" } else { &l.name };
     check_weight(&l.weight, at, rows, cols, p);
     if let Some(b) = &l.bias {

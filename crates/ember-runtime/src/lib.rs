@@ -16,7 +16,7 @@ pub mod quant_tensor;
 pub use cpu::{Engine, EngineOptions, ModuleKernel, Output};
 pub use error::{Result, RuntimeError};
 pub use model::{
-    ActRange, ActSpec, Architecture, CompressedModel, Embeddings, Layer, LayerArch, LayerNormParams, Linear, Meta,
-    Pooling, Weight,
+    ActRange, ActSpec, Architecture, CompressedLinear, CompressedModel, Embeddings, Layer, LayerArch, LayerNormParams,
+    Meta, Pooling, Weight,
 };
 pub use quant_tensor::{QuantTensor, Zeros};

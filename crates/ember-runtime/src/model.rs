@@ -98,22 +98,22 @@ pub struct Embeddings {
 /// One encoder layer: self-attention, output projection, FFN, two post-LayerNorms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layer {
-    pub query: Linear,
-    pub key: Linear,
-    pub value: Linear,
+    pub query: CompressedLinear,
+    pub key: CompressedLinear,
+    pub value: CompressedLinear,
     /// Attention output projection (`attention.output.dense`).
-    pub attn_out: Linear,
+    pub attn_out: CompressedLinear,
     pub attn_norm: LayerNormParams,
     /// `intermediate.dense` (`d_model → d_ff`, followed by GELU).
-    pub ffn_in: Linear,
+    pub ffn_in: CompressedLinear,
     /// `output.dense` (`d_ff → d_model`).
-    pub ffn_out: Linear,
+    pub ffn_out: CompressedLinear,
     pub out_norm: LayerNormParams,
 }
 
 impl Layer {
     /// The six Linear layers in a fixed order (query, key, value, attn_out, ffn_in, ffn_out).
-    pub fn linears(&self) -> [&Linear; 6] {
+    pub fn linears(&self) -> [&CompressedLinear; 6] {
         [
             &self.query,
             &self.key,
@@ -125,7 +125,7 @@ impl Layer {
     }
 
     /// Mutable form of [`Layer::linears`].
-    pub fn linears_mut(&mut self) -> [&mut Linear; 6] {
+    pub fn linears_mut(&mut self) -> [&mut CompressedLinear; 6] {
         [
             &mut self.query,
             &mut self.key,
@@ -139,7 +139,7 @@ impl Layer {
 
 /// `y = act_q(x) · Wᵀ + b` with `W` `[out, in]`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Linear {
+pub struct CompressedLinear {
     /// The module's path in the source model (`encoder.layer.0.attention.self.query`).
     pub name: String,
     pub weight: Weight,
@@ -148,7 +148,7 @@ pub struct Linear {
     pub act: Option<ActSpec>,
 }
 
-impl Linear {
+impl CompressedLinear {
     /// Output features.
     pub fn out_features(&self) -> usize {
         self.weight.rows()

@@ -11,8 +11,8 @@ use ember_numerics::{FloatFormat, Numerics};
 use ember_numerics::{GroupLayout, Scheme, quantize};
 use ember_runtime::artifact::{self, Manifest};
 use ember_runtime::{
-    ActRange, ActSpec, Architecture, CompressedModel, Embeddings, Layer, LayerArch, LayerNormParams, Linear, Meta,
-    Pooling, QuantTensor, Weight, Zeros,
+    ActRange, ActSpec, Architecture, CompressedLinear, CompressedModel, Embeddings, Layer, LayerArch, LayerNormParams,
+    Meta, Pooling, QuantTensor, Weight, Zeros,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -54,9 +54,9 @@ fn norm(seed: u64) -> LayerNormParams {
     }
 }
 
-fn linear(name: &str, weight: Weight, bias: bool, act: Option<ActSpec>, seed: u64) -> Linear {
+fn linear(name: &str, weight: Weight, bias: bool, act: Option<ActSpec>, seed: u64) -> CompressedLinear {
     let rows = weight.rows();
-    Linear {
+    CompressedLinear {
         name: name.into(),
         weight,
         bias: bias.then(|| weights(rows, seed)),
@@ -1065,7 +1065,7 @@ fn minilm_int8() -> CompressedModel {
         beta: vec![0.0; d],
         eps: 1e-12,
     };
-    let lin = |rows, cols| Linear {
+    let lin = |rows, cols| CompressedLinear {
         name: "m".into(),
         weight: int8(rows, cols),
         bias: Some(vec![0.0; rows]),

@@ -10,8 +10,8 @@ use ember_kernels::Isa;
 use ember_numerics::{FloatFormat, Numerics};
 use ember_numerics::{GroupLayout, Scheme, quantize};
 use ember_runtime::{
-    ActRange, ActSpec, Architecture, CompressedModel, Embeddings, Engine, EngineOptions, Layer, LayerArch,
-    LayerNormParams, Linear, Meta, Output, Pooling, QuantTensor, RuntimeError, Weight,
+    ActRange, ActSpec, Architecture, CompressedLinear, CompressedModel, Embeddings, Engine, EngineOptions, Layer,
+    LayerArch, LayerNormParams, Meta, Output, Pooling, QuantTensor, RuntimeError, Weight,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -87,7 +87,7 @@ fn random_model(seed: u64) -> CompressedModel {
         .enumerate()
         .map(|(i, la)| {
             let a = la.attn_width();
-            let lin = |suffix: &str, rows: usize, cols: usize, rng: &mut Rng| Linear {
+            let lin = |suffix: &str, rows: usize, cols: usize, rng: &mut Rng| CompressedLinear {
                 name: format!("encoder.layer.{i}.{suffix}"),
                 weight: f32_weight(rng, rows, cols),
                 bias: Some(rng.vec(rows, 0.2)),
@@ -264,7 +264,7 @@ fn fake_quant_row(spec: &ActSpec, row: &[f32]) -> (Vec<f32>, bool) {
 
 /// `x · Wᵀ + b` in f64 (rows of `seq` tokens per sentence; `ties[sentence]` is set where a
 /// quantized input of that sentence was near a rounding tie).
-fn ref_linear(x: &[f64], m: usize, lin: &Linear, seq: usize, ties: &mut [bool]) -> Vec<f64> {
+fn ref_linear(x: &[f64], m: usize, lin: &CompressedLinear, seq: usize, ties: &mut [bool]) -> Vec<f64> {
     let (n, k) = (lin.out_features(), lin.in_features());
     let w = lin.weight.to_f32(); // QuantTensor::dequantize for packed weights
     let mut y = vec![0f64; m * n];

@@ -14,36 +14,36 @@ pub use ember_numerics::{Clip, FloatFormat};
 pub struct CompressionTraining {
     /// Weight quantization: forward fake-quant (QAT/PTQ) or MoQ bit annealing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weight_quantization: Option<Technique<WeightQuantShared, WeightQuantParams>>,
+    pub weight_quantization: Option<TechniqueSection<WeightQuantShared, WeightQuantParams>>,
     /// Quantization of the input activations of the matched Linear layers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub activation_quantization: Option<Technique<ActivationQuantShared, ActivationQuantParams>>,
+    pub activation_quantization: Option<TechniqueSection<ActivationQuantShared, ActivationQuantParams>>,
     /// Unstructured (element-wise) pruning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sparse_pruning: Option<Technique<SparsePruningShared, DenseRatioParams>>,
+    pub sparse_pruning: Option<TechniqueSection<SparsePruningShared, DenseRatioParams>>,
     /// Output-row (neuron) pruning of Linear layers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub row_pruning: Option<Technique<RowPruningShared, DenseRatioParams>>,
+    pub row_pruning: Option<TechniqueSection<RowPruningShared, DenseRatioParams>>,
     /// Attention-head pruning on the attention output projection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub head_pruning: Option<Technique<HeadPruningShared, DenseRatioParams>>,
+    pub head_pruning: Option<TechniqueSection<HeadPruningShared, DenseRatioParams>>,
     /// Output-channel pruning of Conv2d layers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel_pruning: Option<Technique<ChannelPruningShared, DenseRatioParams>>,
+    pub channel_pruning: Option<TechniqueSection<ChannelPruningShared, DenseRatioParams>>,
     /// Layer reduction: the student keeps a subset of the teacher's layers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer_reduction: Option<LayerReduction>,
     /// Techniques registered by user crates, each under its own key (validated against the
     /// registered technique's schema).
     #[serde(flatten)]
-    pub custom: BTreeMap<String, Technique<Value, Value>>,
+    pub custom: BTreeMap<String, TechniqueSection<Value, Value>>,
 }
 
 /// The shape every technique except `layer_reduction` shares.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(bound = "S: JsonSchema + Default + Serialize, P: JsonSchema")]
-pub struct Technique<S, P> {
+pub struct TechniqueSection<S, P> {
     /// Parameters shared by all groups (they override group params on collision, as in DeepSpeed).
     #[serde(default)]
     pub shared_parameters: S,

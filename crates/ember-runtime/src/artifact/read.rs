@@ -20,7 +20,7 @@ use super::write::bits_per_weight;
 use super::{MAX_HEADER_BYTES, MAX_TOKENIZER_BYTES};
 use crate::check::{check_arch, check_model, join_problems};
 use crate::error::{Result, RuntimeError};
-use crate::model::{CompressedModel, Embeddings, Layer, LayerNormParams, Linear, Meta, Weight};
+use crate::model::{CompressedLinear, CompressedModel, Embeddings, Layer, LayerNormParams, Meta, Weight};
 use crate::quant_tensor::{QuantTensor, Zeros, row_bytes};
 
 fn artifact(origin: &Path, reason: String) -> RuntimeError {
@@ -565,8 +565,8 @@ impl Data<'_> {
         })
     }
 
-    fn linear(&self, l: &LinearEntry) -> Result<Linear, String> {
-        Ok(Linear {
+    fn linear(&self, l: &LinearEntry) -> Result<CompressedLinear, String> {
+        Ok(CompressedLinear {
             name: l.name.clone(),
             weight: self.weight(&l.weight)?,
             bias: l.bias.as_ref().map(|b| self.f32s(b)).transpose()?,

@@ -18,7 +18,7 @@ use super::manifest::{
 use crate::check::check_model;
 use crate::check::join_problems;
 use crate::error::{Result, RuntimeError};
-use crate::model::{CompressedModel, LayerNormParams, Linear, Weight};
+use crate::model::{CompressedLinear, CompressedModel, LayerNormParams, Weight};
 use crate::quant_tensor::{Zeros, row_bytes};
 
 /// Module paths of a layer's six linears, in `Layer::linears` order (HF BERT names).
@@ -109,7 +109,7 @@ impl<'m> Tensors<'m> {
         }
     }
 
-    fn linear(&mut self, base: &str, l: &'m Linear) -> LinearEntry {
+    fn linear(&mut self, base: &str, l: &'m CompressedLinear) -> LinearEntry {
         LinearEntry {
             name: l.name.clone(),
             weight: self.weight(base, &l.weight),

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use super::Exec;
 use super::act_quant;
 use crate::error::{Result, RuntimeError};
-use crate::model::{ActSpec, Linear, Weight};
+use crate::model::{ActSpec, CompressedLinear, Weight};
 use crate::packed::pack;
 use crate::quant_tensor::QuantTensor;
 
@@ -106,7 +106,7 @@ fn isa_name(isa: Isa) -> &'static str {
 }
 
 /// The kernel family of `lin`: the rule `ember plan` applies, from the scheme and shape alone.
-pub(crate) fn kernel_of(lin: &Linear) -> LinearKernel {
+pub(crate) fn kernel_of(lin: &CompressedLinear) -> LinearKernel {
     let spec = match &lin.weight {
         Weight::F32 { .. } => None,
         Weight::Quant(q) => Some(q.spec()),
@@ -116,7 +116,7 @@ pub(crate) fn kernel_of(lin: &Linear) -> LinearKernel {
 
 impl LinearOp {
     /// Prepares `lin` for the engine: packing, weight sums, or the f32 fallback with its reason.
-    pub(crate) fn new(lin: &Linear, isa: Isa) -> Result<LinearOp> {
+    pub(crate) fn new(lin: &CompressedLinear, isa: Isa) -> Result<LinearOp> {
         let (n, k) = (lin.out_features(), lin.in_features());
         if let Some(problem) = lin.act.as_ref().and_then(act_quant::unsupported) {
             return Err(RuntimeError::Invalid(format!("{}: {problem}", lin.name)));

@@ -31,7 +31,7 @@ use ember_kernels::{Isa, KernelConfig, Threads};
 use rayon::prelude::*;
 
 use crate::error::{Result, RuntimeError};
-use crate::model::{CompressedModel, LayerNormParams, Linear, Weight};
+use crate::model::{CompressedLinear, CompressedModel, LayerNormParams, Weight};
 use crate::quant_tensor::{QuantTensor, Zeros};
 use attention::{Dims, View};
 use linear::{InputKind, LinearOp, Prepared};
@@ -558,7 +558,7 @@ fn build_layer(
 ) -> Result<(LayerOps, Vec<ModuleKernel>)> {
     let la = model.arch.layers[i];
     let mut kernels = Vec::new();
-    let mut report = |lin: &Linear, op: &LinearOp, fused_qkv: bool| {
+    let mut report = |lin: &CompressedLinear, op: &LinearOp, fused_qkv: bool| {
         kernels.push(ModuleKernel {
             name: lin.name.clone(),
             kernel: op.kernel.clone(),
@@ -621,7 +621,7 @@ fn build_layer(
 /// Q, K and V as one Linear (`[3·A, d]`) when they take the same input quantization and their
 /// weights concatenate row-wise: all f32, or packed with one scheme, numerics and a row-local
 /// group layout.
-fn fuse_qkv(l: &crate::model::Layer) -> Option<Linear> {
+fn fuse_qkv(l: &crate::model::Layer) -> Option<CompressedLinear> {
     let parts = [&l.query, &l.key, &l.value];
     if parts.iter().any(|p| p.act != l.query.act) {
         return None;
@@ -642,7 +642,7 @@ fn fuse_qkv(l: &crate::model::Layer) -> Option<Linear> {
             .collect()
     });
     let name = l.query.name.strip_suffix(".query").unwrap_or(&l.query.name);
-    Some(Linear {
+    Some(CompressedLinear {
         name: format!("{name}.{{query,key,value}}"),
         weight,
         bias,
