@@ -3,15 +3,13 @@
 //! measure the cleaned model on Ember's CPU engine → write the `.ember` artifact (with `out`) →
 //! evaluate (with `eval`: the artifact when one is written, else the composed model).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ember_config::types::CalibrationSplit;
 use ember_config::{EmberConfig, Inventory, ParsedConfig, Plan};
 use ember_core::{Composer, Registry};
 use ember_models::assets::Assets;
-use ember_models::{Batch, CleanOptions, Encoded, SentenceEncoder, Tokenizer, clean};
+use ember_models::{CleanOptions, SentenceEncoder, Tokenizer, clean, text_data};
 use ember_runtime::Meta;
 
 use crate::Error;
@@ -144,7 +142,7 @@ pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<Compos
     let assets = Assets::from_env()?.quiet(opts.quiet);
     // A missing or empty calibration file is reported before the model is fetched or loaded.
     if composer.needs_calibration(&plan) {
-        calibration_sentences(config, &assets)?;
+        calibration_samples(config, &assets)?;
     }
     let loaded = load_model(&source, &assets)?;
     let dir = loaded.dir.clone();
@@ -154,13 +152,20 @@ pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<Compos
         None
     };
     let start = Instant::now();
-    let encoder = compose_encoder(&composer, config, loaded, &assets, opts.quiet, &mut events)?;
+    // Written to an artifact, the composed model is only cleaned (fidelity and eval run on the
+    // artifact), so it keeps no frozen copies.
+    let finish = if out.is_some() {
+        Finish::Clean
+    } else {
+        Finish::Inference
+    };
+    let encoder = compose_encoder_for(&composer, config, loaded, &assets, opts.quiet, &mut events, finish)?;
     let compose_seconds = start.elapsed().as_secs_f64();
 
     let mut eval = None;
     let mut artifact = None;
     if let (Some(out), Some(teacher)) = (&out, &teacher) {
-        let written = write_artifact(&encoder, config, &dir, out, teacher, opts, compose_seconds, &assets)?;
+        let written = write_artifact(encoder, config, &dir, out, teacher, opts, compose_seconds, &assets)?;
         events.emit("artifact", &serde_json::to_value(&written).unwrap_or_default())?;
         eval = written.eval.clone();
         artifact = Some(written);
@@ -199,7 +204,7 @@ pub struct ArtifactSummary {
 /// artifact with those figures in its manifest.
 #[allow(clippy::too_many_arguments)]
 fn write_artifact(
-    encoder: &SentenceEncoder,
+    encoder: SentenceEncoder,
     config: &EmberConfig,
     model_dir: &Path,
     out: &Path,
@@ -223,6 +228,9 @@ fn write_artifact(
             prune: Default::default(),
         },
     )?;
+    // The composed burn model is not needed past clean: free it before the engine and the
+    // artifact bytes are built (peak memory of `compose --out`).
+    drop(encoder);
     let runner = Runner::from_compressed(&cleaned, &out.display().to_string(), DeviceKind::Cpu, None)?;
     let got = runner.embed_with_progress(&teacher.texts, 32, |_| {})?;
     let cos: Vec<f64> = got
@@ -294,6 +302,28 @@ pub fn compose_encoder(
     quiet: bool,
     events: &mut Events,
 ) -> Result<SentenceEncoder, Error> {
+    compose_encoder_for(composer, config, loaded, assets, quiet, events, Finish::Inference)
+}
+
+/// What the composed model is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// Run on burn: quantized weights precomputed (a frozen copy of each).
+    Inference,
+    /// Only cleaned into an artifact: no frozen copies (one copy of the model in memory).
+    Clean,
+}
+
+/// [`compose_encoder`], finished for `finish`.
+pub fn compose_encoder_for(
+    composer: &Composer,
+    config: &EmberConfig,
+    loaded: LoadedModel,
+    assets: &Assets,
+    quiet: bool,
+    events: &mut Events,
+    finish: Finish,
+) -> Result<SentenceEncoder, Error> {
     let SentenceEncoder {
         model,
         tokenizer,
@@ -305,12 +335,12 @@ pub fn compose_encoder(
         &serde_json::json!({ "modules": composed.plan.modules.iter().filter(|m| !m.techniques.is_empty()).count() }),
     )?;
     if composed.needs_calibration {
-        let sentences = calibration_sentences(config, assets)?;
+        let sentences = calibration_samples(config, assets)?;
         let calib_tokenizer = Tokenizer::from_file_with_max_length(
             &loaded.dir.join("tokenizer.json"),
             config.calibration.max_seq_len as usize,
         )?;
-        let batches = calibration_batches(&calib_tokenizer, &sentences, config.calibration.batch_size as usize)?;
+        let batches = text_data::length_batches(&calib_tokenizer, &sentences, config.calibration.batch_size as usize)?;
         let bar = crate::progress::progress_bar(batches.len() as u64, "calibrating", quiet);
         let mut failure = None;
         composed.calibrate(
@@ -333,7 +363,10 @@ pub fn compose_encoder(
             &serde_json::json!({ "batches": batches.len(), "sentences": sentences.len() }),
         )?;
     }
-    let composed = composed.into_inference()?;
+    let composed = match finish {
+        Finish::Inference => composed.into_inference()?,
+        Finish::Clean => composed.into_clean_ready()?,
+    };
     Ok(SentenceEncoder {
         model: composed.model,
         tokenizer,
@@ -341,87 +374,9 @@ pub fn compose_encoder(
     })
 }
 
-/// Calibration batches without padding: the samples are tokenized, grouped by token count (file
-/// order within a count) and cut into batches of at most `batch_size`, so the observers (ranges,
-/// GPTQ's Gram matrices) see real tokens only, never `[PAD]` positions.
-pub fn calibration_batches(tokenizer: &Tokenizer, samples: &[String], batch_size: usize) -> Result<Vec<Batch>, Error> {
-    let mut by_len: BTreeMap<usize, Vec<Encoded>> = BTreeMap::new();
-    for s in samples {
-        let e = tokenizer.encode(s)?;
-        by_len.entry(e.input_ids.len()).or_default().push(e);
-    }
-    Ok(by_len
-        .values()
-        .flat_map(|same| same.chunks(batch_size.max(1)).map(Batch::pad))
-        .collect())
-}
-
-/// The pieces of `line` after each `.`, `!` or `?` that is followed by whitespace, trimmed, empty
-/// ones dropped (`calibration.split: sentences`).
-pub fn split_sentences(line: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut chars = line.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        if matches!(c, '.' | '!' | '?') && chars.peek().is_some_and(|(_, n)| n.is_whitespace()) {
-            out.push(&line[start..i + c.len_utf8()]);
-            start = i + c.len_utf8();
-        }
-    }
-    out.push(&line[start..]);
-    out.into_iter().map(str::trim).filter(|s| !s.is_empty()).collect()
-}
-
-/// The calibration samples a config asks for, from the built-in real text (300 news articles, one
-/// per line, disjoint from the evaluation data) or a user file: one per line, or the lines'
-/// sentences with `split: sentences`; the first `samples` of them.
-pub fn calibration_sentences(config: &EmberConfig, assets: &Assets) -> Result<Vec<String>, Error> {
+/// The calibration samples a config asks for (`calibration.data`, `split`, `samples`).
+fn calibration_samples(config: &EmberConfig, assets: &Assets) -> Result<Vec<String>, Error> {
     let c = &config.calibration;
-    let path = match c.data.as_str() {
-        "builtin:lee_background" => assets.gensim_file("lee_background.cor")?,
-        other => PathBuf::from(other),
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let sentences: Vec<String> = match c.split {
-        CalibrationSplit::Lines => lines.take(c.samples as usize).map(String::from).collect(),
-        CalibrationSplit::Sentences => lines
-            .flat_map(split_sentences)
-            .take(c.samples as usize)
-            .map(String::from)
-            .collect(),
-    };
-    if sentences.is_empty() {
-        let why = "calibration data has no sentences (one per line expected)";
-        return Err(Error::io(
-            &path,
-            std::io::Error::new(std::io::ErrorKind::InvalidData, why),
-        ));
-    }
-    Ok(sentences)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sentences_end_at_a_stop_followed_by_whitespace() {
-        let line = "Fires burn near Sydney.  Are homes safe? Yes! Dr. Smith said 4.5 km.  ";
-        assert_eq!(
-            split_sentences(line),
-            [
-                "Fires burn near Sydney.",
-                "Are homes safe?",
-                "Yes!",
-                "Dr.",
-                "Smith said 4.5 km."
-            ]
-        );
-        // No stop: the whole (trimmed) line; nothing: no sentence.
-        assert_eq!(split_sentences(" one clause "), ["one clause"]);
-        assert!(split_sentences("   ").is_empty());
-        // Multi-byte characters next to a stop are cut on character boundaries.
-        assert_eq!(split_sentences("Naïve?\u{a0}Très bien."), ["Naïve?", "Très bien."]);
-    }
+    let path = text_data::source_file(&c.data, assets)?;
+    Ok(text_data::read_samples(&path, c.split, c.samples as usize)?)
 }

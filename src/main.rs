@@ -6,7 +6,7 @@ use clap::Parser;
 fn main() {
     let cli = ember::cli::Cli::parse();
     if let Err(e) = ember::cli::run(cli) {
-        eprintln!("{e}");
+        eprintln!("{}", ember_config::error::escape_controls(&e.to_string()));
         std::process::exit(e.exit_code());
     }
 }

@@ -128,6 +128,15 @@ impl Runner {
             ))
         })?;
         let tokenizer = Tokenizer::from_json(json, model.arch.max_seq_length, origin)?;
+        // A tokenizer that can emit ids the model has no embedding for is a bad artifact: caught
+        // here, at load, not later as if the user's text were at fault.
+        if tokenizer.vocab_size() > model.arch.vocab_size {
+            return Err(Error::Other(format!(
+                "{origin}: the embedded tokenizer has {} tokens but the model's vocabulary has {}; the artifact's tokenizer does not belong to its model",
+                tokenizer.vocab_size(),
+                model.arch.vocab_size
+            )));
+        }
         let (backend, engine_name) = match device {
             DeviceKind::Cpu => {
                 let engine = Engine::new(model, EngineOptions { threads, isa: None })?;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use burn::tensor::Tensor;
-use ember::compose::{compose_encoder, registry};
+use ember::compose::{Finish, compose_encoder_for, registry};
 use ember::eval::load_model;
 use ember::events::Events;
 use ember_core::Composer;
@@ -15,6 +15,10 @@ use ember_models::{Bert, CleanOptions, clean};
 use ember_runtime::{ActRange, CompressedModel, Weight};
 
 fn composed(config: &str) -> Bert {
+    composed_for(config, Finish::Inference)
+}
+
+fn composed_for(config: &str, finish: Finish) -> Bert {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs").join(config);
     let mut parsed = ember::compose::load(&path).unwrap();
     // Bit-exactness does not depend on how much calibration text GPTQ saw: keep debug builds quick.
@@ -22,13 +26,14 @@ fn composed(config: &str) -> Bert {
     c.samples = c.samples.min(64);
     let assets = Assets::from_env().unwrap().quiet(true);
     let loaded = load_model("minilm-l6", &assets).unwrap();
-    compose_encoder(
+    compose_encoder_for(
         &Composer::new(registry()),
         &parsed.config,
         loaded,
         &assets,
         true,
         &mut Events::open(None, &[]).unwrap(),
+        finish,
     )
     .unwrap()
     .model
@@ -109,6 +114,9 @@ fn w8a8_cleans_to_int8_codes_that_dequantize_bit_for_bit() {
     assert_eq!(cleaned.embeddings.word.format_name(), "int8");
     // Deterministic and idempotent: cleaning again gives an equal model.
     assert_eq!(clean(&model, &CleanOptions::default()).unwrap(), cleaned);
+    // Finished for clean only (no frozen copies, what `compose --out` does): the same model.
+    let lean = composed_for("zeroquant-w8a8.json", Finish::Clean);
+    assert_eq!(clean(&lean, &CleanOptions::default()).unwrap(), cleaned);
 }
 
 #[test]
@@ -117,6 +125,9 @@ fn w4_group64_and_gptq_clean_bit_for_bit() {
         let model = composed(config);
         let cleaned = clean(&model, &CleanOptions::default()).unwrap();
         assert_eq!(assert_bit_exact(&model, &cleaned), 36, "{config}");
+        // Finished for clean only, GPTQ solves the same codes and clean packs the same model.
+        let lean = composed_for(config, Finish::Clean);
+        assert_eq!(clean(&lean, &CleanOptions::default()).unwrap(), cleaned, "{config}");
         for l in cleaned.layers.iter().flat_map(|l| l.linears()) {
             assert!(l.weight.format_name().ends_with('4'), "{config} {}", l.name);
             assert!(l.act.is_none(), "{config}: weight-only");

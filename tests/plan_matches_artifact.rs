@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use ember::compose::{compose_encoder, inventory_for, registry};
+use ember::compose::{Finish, compose_encoder_for, inventory_for, registry};
 use ember::eval::load_model;
 use ember::events::Events;
 use ember_core::Composer;
@@ -42,13 +42,15 @@ fn plan_bytes_and_kernels_match_inspect_of_the_written_artifact() {
             continue; // a training recipe; its bytes are checked once the trainer writes artifacts
         }
         let loaded = load_model(&config.model.source, &assets).unwrap();
-        let encoder = compose_encoder(
+        // Finished as `compose --out` finishes it: for clean only.
+        let encoder = compose_encoder_for(
             &composer,
             config,
             loaded,
             &assets,
             true,
             &mut Events::open(None, &[]).unwrap(),
+            Finish::Clean,
         )
         .unwrap();
         let cleaned = clean(

@@ -24,7 +24,7 @@ pub fn run(args: &CheckArgs, quiet: bool) -> Result<(), Error> {
     let plan = ember_config::resolve_plan(&parsed.config, &inventory, &crate::compose::catalog())?;
     if !quiet {
         for w in parsed.warnings.iter().chain(&plan.warnings) {
-            eprintln!("warning: {w}");
+            eprintln!("warning: {}", ember_config::error::escape_controls(w));
         }
         println!(
             "{}: ok ({} of {} modules of {} compressed)",

@@ -65,7 +65,7 @@ pub fn run(args: &ComposeArgs, quiet: bool) -> Result<(), Error> {
         print!("{}", outcome.plan);
     }
     for w in &outcome.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", ember_config::error::escape_controls(w));
     }
     if !args.dry_run && !args.json {
         println!("composed in {:.1} s (attach + calibration)", outcome.compose_seconds);

@@ -39,9 +39,6 @@ struct Line<'a> {
 }
 
 /// Runs `ember embed`.
-/// The largest input text `embed` reads (about 2 million sentences).
-const MAX_INPUT_BYTES: u64 = 256 << 20;
-
 pub fn run(args: &EmbedArgs, quiet: bool) -> Result<(), Error> {
     let model_path = Path::new(&args.model);
     let mut inputs: Vec<&Path> = vec![&args.input];
@@ -49,7 +46,8 @@ pub fn run(args: &EmbedArgs, quiet: bool) -> Result<(), Error> {
         inputs.push(model_path);
     }
     crate::fsutil::check_output(&args.output, &inputs)?;
-    let text = ember_config::read_text_bounded(&args.input, MAX_INPUT_BYTES).map_err(|e| Error::io(&args.input, e))?;
+    let text = ember_config::read_text_bounded(&args.input, ember_config::MAX_TEXT_BYTES)
+        .map_err(|e| Error::io(&args.input, e))?;
     let texts: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let assets = Assets::from_env()?.quiet(quiet);
     let model = Runner::open(&args.model, args.device, None, &assets)?;

@@ -172,6 +172,21 @@ impl ConfigErrors {
     }
 }
 
+/// `s` with control characters (other than the line break) and bidirectional overrides written
+/// as `\u{…}` escapes.
+pub fn escape_controls(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}');
+            if (c.is_control() && c != '\n') || bidi {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// The most errors printed; the rest are counted (a screenful, not megabytes of repeats).
 pub const MAX_PRINTED_ERRORS: usize = 40;
 
@@ -189,8 +204,9 @@ impl std::fmt::Display for ConfigErrors {
             if i > 0 {
                 writeln!(f)?;
             }
-            // The whole document's pointer is "", which would print as a bare ": ".
-            let text = e.to_string();
+            // The whole document's pointer is "", which would print as a bare ": ". Control and
+            // bidi characters from the config are escaped: they must not drive the terminal.
+            let text = escape_controls(&e.to_string());
             match text.strip_prefix(": ") {
                 Some(rest) => write!(f, "error: (top level): {rest}")?,
                 None => write!(f, "error: {text}")?,

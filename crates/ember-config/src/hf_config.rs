@@ -3,9 +3,6 @@
 //! artifact reader's, so no size computed from them overflows or asks for an absurd allocation,
 //! and the file itself is read with a size limit.
 
-use std::io::Read;
-use std::path::Path;
-
 use serde::Deserialize;
 
 use crate::inventory::Inventory;
@@ -60,28 +57,6 @@ fn default_type_vocab() -> usize {
 }
 fn default_eps() -> f64 {
     1e-12
-}
-
-/// Reads at most `limit` bytes of UTF-8 text from `path`; a longer file is an error naming the
-/// limit (a config of `/dev/zero` must not read until memory runs out).
-pub fn read_text_bounded(path: &Path, limit: u64) -> std::io::Result<String> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("is larger than {limit} bytes, the most Ember reads for this file"),
-        ));
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "is not UTF-8 text (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ),
-        )
-    })
 }
 
 impl HfBertConfig {
@@ -185,26 +160,5 @@ mod tests {
             let e = HfBertConfig::parse(&v.to_string()).unwrap_err();
             assert!(e.contains(phrase), "{key} = {value}: {e}");
         }
-    }
-
-    #[test]
-    fn reads_are_bounded() {
-        let dir = std::env::temp_dir().join(format!("ember-hf-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let big = dir.join("config.json");
-        std::fs::write(&big, vec![b' '; 2048]).unwrap();
-        let e = read_text_bounded(&big, 1024).unwrap_err();
-        assert!(e.to_string().contains("larger than 1024 bytes"), "{e}");
-        assert_eq!(read_text_bounded(&big, 4096).unwrap().len(), 2048);
-        std::fs::write(&big, b"{\"a\": \"\xff\"}").unwrap();
-        assert!(
-            read_text_bounded(&big, 4096)
-                .unwrap_err()
-                .to_string()
-                .contains("offset 7")
-        );
-        #[cfg(unix)]
-        assert!(read_text_bounded(Path::new("/dev/zero"), 1024).is_err());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -26,6 +26,7 @@
 //! assert_eq!(ffn_up.bits_per_weight(), 8.0 + 32.0 / (1536.0 * 384.0));
 //! ```
 
+pub mod bounded;
 pub mod custom;
 pub mod error;
 pub mod hf_config;
@@ -38,9 +39,10 @@ pub mod techniques;
 pub mod types;
 mod validate;
 
+pub use bounded::{MAX_TEXT_BYTES, read_text_bounded};
 pub use custom::{Catalog, CustomTechniqueSpec};
 pub use error::{ConfigError, ConfigErrors};
-pub use hf_config::{HfBertConfig, read_text_bounded};
+pub use hf_config::HfBertConfig;
 pub use inventory::{Inventory, Site, SiteKind, SiteRole, bert_from_hf_config, known_model, known_model_names};
 pub use parse::{MAX_CONFIG_BYTES, ParsedConfig, load_config, parse_config};
 pub use plan::{Plan, resolve_plan};

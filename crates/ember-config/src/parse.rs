@@ -132,13 +132,31 @@ fn explain_engine_keys(e: ConfigError) -> ConfigError {
 
 /// Parses JSON into a value, rejecting duplicate object keys (DeepSpeed rejects them too).
 fn parse_json(text: &str) -> Result<Value, ConfigErrors> {
+    if text.starts_with('\u{feff}') {
+        return Err(ConfigError::Syntax {
+            line: 1,
+            column: 1,
+            message: "the file starts with a byte-order mark (U+FEFF); save it as UTF-8 without BOM".into(),
+        }
+        .into());
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let v = StrictValue::deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v.0))
-        .map_err(|e| ConfigError::Syntax {
-            line: e.line(),
-            column: e.column(),
-            message: strip_position(&e.to_string()),
+        .map_err(|e| {
+            let mut message = strip_position(&e.to_string());
+            // JSON has no comments; say so instead of "expected value".
+            let at = text.lines().nth(e.line().saturating_sub(1)).unwrap_or("");
+            let rest = at.get(e.column().saturating_sub(1)..).unwrap_or("");
+            if rest.starts_with("//") || rest.starts_with("/*") || at.trim_start().starts_with("//") {
+                message =
+                    "JSON has no comments; remove the comment (a recipe's `description` key can hold notes)".into();
+            }
+            ConfigError::Syntax {
+                line: e.line(),
+                column: e.column(),
+                message,
+            }
         })?;
     Ok(v)
 }

@@ -25,6 +25,12 @@ pub trait CompressibleModel {
     /// with its current weight). Called before calibrating (weights do not change during
     /// calibration) and again after it, when GPTQ's Gram matrices are complete.
     fn precompute_weights(&mut self);
+    /// Runs the GPTQ solves only (`LinearSlots::solve` with each Linear's weight), for a model
+    /// that will be cleaned rather than run ([`Composed::into_clean_ready`]). The default
+    /// precomputes everything (correct, without the memory saving).
+    fn solve_weights(&mut self) {
+        self.precompute_weights();
+    }
 }
 
 /// Applies configs to models with the techniques of a registry.
@@ -202,6 +208,28 @@ impl<M: CompressibleModel> Composed<M> {
         }
         self.needs_calibration = false;
         Ok(())
+    }
+
+    /// Finishes a post-training model that will only be cleaned (its compressed form runs on
+    /// another engine): GPTQ solves as for inference, but no frozen fake-quantized copy of any
+    /// weight is kept (clean recomputes round-to-nearest codes from the weights, and GPTQ's from
+    /// `quantized`), so composing for an artifact holds one copy of the model, not two. Its
+    /// forward stays correct, only slower (weights are fake-quantized on every call).
+    pub fn into_clean_ready(mut self) -> Result<Composed<M>, CoreError> {
+        if self.needs_calibration {
+            return Err(CoreError::Calibration(
+                "the plan has static activation ranges; calibrate before use".into(),
+            ));
+        }
+        self.model.solve_weights();
+        for module in &self.plan.modules {
+            match slots_of(&mut self.model, module) {
+                Ok(SiteSlots::Linear(s)) => s.frozen = None,
+                Ok(SiteSlots::Embedding(s)) => s.frozen = None,
+                Err(_) => {}
+            }
+        }
+        Ok(self)
     }
 
     /// Finishes a post-training model for inference: precomputes quantized weights.

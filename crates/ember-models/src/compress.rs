@@ -59,6 +59,13 @@ impl CompressibleModel for Bert {
         })
     }
 
+    fn solve_weights(&mut self) {
+        for l in self.linears_mut() {
+            let w = l.weight.val();
+            l.slots.solve(w);
+        }
+    }
+
     fn precompute_weights(&mut self) {
         for l in self.linears_mut() {
             let w = l.weight.val();

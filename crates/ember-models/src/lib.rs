@@ -32,6 +32,7 @@ mod compress;
 mod error;
 pub mod loader;
 mod sentence;
+pub mod text_data;
 mod tokenizer;
 
 pub use bert::{Bert, BertConfig, EncoderOutput, LayerArch};

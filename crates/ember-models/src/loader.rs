@@ -18,7 +18,8 @@ use std::path::Path;
 
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
-use ember_config::hf_config::{HfBertConfig, MAX_HF_CONFIG_BYTES, read_text_bounded};
+use ember_config::hf_config::{HfBertConfig, MAX_HF_CONFIG_BYTES};
+use ember_config::read_text_bounded;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::bert::{Bert, BertConfig, LayerArch};
@@ -113,40 +114,53 @@ pub fn load_weights(config: &BertConfig, path: &Path, device: &Device) -> Result
             what: "model.safetensors",
         });
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let prefix = check_checkpoint(config, path, &bytes)?;
+    // The file is memory-mapped, not read: the check reads the header and the tensors' extents,
+    // and burn-store (which maps it again) copies each tensor once into its parameter, so no
+    // whole-file copy is ever made (loading peaks near the file plus the model, not 3×).
+    let prefix = {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: the mapping is read-only and dropped before the store maps the file again; a
+        // checkpoint modified by another process while Ember loads it is outside what any reader
+        // can defend against (burn-store maps it the same way).
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        check_checkpoint(config, path, &map)?
+    };
 
+    // Placeholders allocate nothing; each is replaced by its loaded tensor. The file is applied
+    // one block at a time (embeddings, then each layer), each through its own mapping that is
+    // dropped afterwards, so at most one block's pages of the file are resident next to the model.
     let mut model = config.init_zeros(device);
-    let mut store = SafetensorsStore::from_bytes(Some(bytes))
-        .with_key_remapping(r"\.LayerNorm\.", ".layer_norm.")
-        .with_key_remapping(r"\.attention\.self\.", ".attention.self_attn.")
-        .allow_partial(true)
-        .validate(false);
-    if prefix {
-        store = store.with_key_remapping(r"^bert\.", "");
-    }
-    let result = model.load_from(&mut store).map_err(|e| Error::CorruptWeights {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    // Everything was checked above; these only fire if burn-store disagrees with that check.
-    if let Some(err) = result.errors.first() {
-        return Err(Error::CorruptWeights {
+    let blocks = std::iter::once(r"(^|\.)embeddings\.".to_string())
+        .chain((0..config.layers.len()).map(|i| format!(r"(^|\.)encoder\.layer\.{i}\.")));
+    let mut applied = 0;
+    for block in blocks {
+        let mut store = SafetensorsStore::from_file(path)
+            .with_regex(&block)
+            .with_key_remapping(r"\.LayerNorm\.", ".layer_norm.")
+            .with_key_remapping(r"\.attention\.self\.", ".attention.self_attn.")
+            .allow_partial(true)
+            .validate(false);
+        if prefix {
+            store = store.with_key_remapping(r"^bert\.", "");
+        }
+        let result = model.load_from(&mut store).map_err(|e| Error::CorruptWeights {
             path: path.to_path_buf(),
-            reason: err.to_string(),
-        });
-    }
-    if let Some((tensor, _)) = result.missing.first() {
-        return Err(Error::MissingTensor {
-            path: path.to_path_buf(),
-            tensor: tensor.clone(),
-        });
+            reason: e.to_string(),
+        })?;
+        // Everything was checked above; these only fire if burn-store disagrees with that check.
+        if let Some(err) = result.errors.first() {
+            return Err(Error::CorruptWeights {
+                path: path.to_path_buf(),
+                reason: err.to_string(),
+            });
+        }
+        applied += result.applied.len();
     }
     let expected = expected_tensors(config).len();
-    if result.applied.len() != expected {
+    if applied != expected {
         return Err(Error::CorruptWeights {
             path: path.to_path_buf(),
-            reason: format!("{} tensors applied, {expected} expected", result.applied.len()),
+            reason: format!("{applied} tensors applied, {expected} expected"),
         });
     }
     Ok(model)

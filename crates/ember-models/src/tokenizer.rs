@@ -80,6 +80,11 @@ impl Tokenizer {
         Ok(Tokenizer { inner, max_length })
     }
 
+    /// Number of token ids the tokenizer can produce (its vocabulary, added tokens included).
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
     /// The truncation length.
     pub fn max_length(&self) -> usize {
         self.max_length

@@ -26,7 +26,7 @@ impl Embedding {
     /// An all-zero table, the placeholder a checkpoint is loaded into.
     pub fn zeros(rows: usize, dim: usize, device: &Device) -> Embedding {
         Embedding {
-            weight: Param::from_tensor(Tensor::zeros([rows, dim], device)),
+            weight: super::placeholder([rows, dim], device),
             slots: EmbeddingSlots::default(),
         }
     }

@@ -33,11 +33,12 @@ impl Linear {
         }
     }
 
-    /// A layer with all-zero weight and bias, the placeholder a checkpoint is loaded into.
+    /// A layer with all-zero weight and bias (allocated only if read), the placeholder a
+    /// checkpoint is loaded into.
     pub fn zeros(d_in: usize, d_out: usize, device: &Device) -> Linear {
         Linear {
-            weight: Param::from_tensor(Tensor::zeros([d_out, d_in], device)),
-            bias: Some(Param::from_tensor(Tensor::zeros([d_out], device))),
+            weight: super::placeholder([d_out, d_in], device),
+            bias: Some(super::placeholder([d_out], device)),
             slots: LinearSlots::default(),
         }
     }

@@ -136,6 +136,15 @@ pub(crate) fn from_bytes(bytes: &[u8], origin: &Path) -> Result<CompressedModel>
     decode(h, data).map_err(|p| artifact(origin, join_problems(p)))
 }
 
+/// The message for a safetensors file that is not an Ember artifact.
+fn no_manifest() -> String {
+    format!(
+        "no Ember manifest: `__metadata__.{MANIFEST_KEY}` is missing. This is a plain safetensors file \
+         (an HF `model.safetensors`?): pass its model directory or a known model name instead, or \
+         compose an artifact with `ember compose --config <recipe> --out model.ember`"
+    )
+}
+
 /// Parses the safetensors header and the manifest and checks them against each other, the
 /// architecture and the length of the data that follows.
 fn parse_header(bytes: &[u8], data_len: u64) -> Result<Header, Vec<String>> {
@@ -175,17 +184,18 @@ fn parse_header(bytes: &[u8], data_len: u64) -> Result<Header, Vec<String>> {
             Err(e) => p.push(e),
         }
     }
+    if manifest_text.is_none() {
+        // A safetensors file without Ember's manifest (an HF checkpoint?): saying so is the whole
+        // story; its tensors' dtypes and layout are not an artifact's problems.
+        return Err(vec![no_manifest()]);
+    }
     check_offsets(&index, data_len, &mut p);
     if !p.is_empty() {
         // A truncated or corrupt tensor index: the manifest's problems would only be echoes.
         return Err(p);
     }
     let Some(manifest_text) = manifest_text else {
-        p.push(format!(
-            "no Ember manifest: `__metadata__.{MANIFEST_KEY}` is missing. This is a plain safetensors file \
-             (an HF `model.safetensors`?): pass its model directory or a known model name instead, or \
-             compose an artifact with `ember compose --config <recipe> --out model.ember`"
-        ));
+        p.push(no_manifest());
         return Err(p);
     };
     let manifest = match Manifest::from_json(manifest_text) {
