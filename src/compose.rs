@@ -9,7 +9,7 @@ use std::time::Instant;
 use ember_config::{EmberConfig, Inventory, ParsedConfig, Plan};
 use ember_core::{Composer, Registry};
 use ember_models::assets::Assets;
-use ember_models::{CleanOptions, SentenceEncoder, Tokenizer, clean, text_data};
+use ember_models::{CleanOptions, SentenceEncoder, StagedBatch, Tokenizer, clean, text_data};
 use ember_runtime::Meta;
 
 use crate::Error;
@@ -231,6 +231,7 @@ fn write_artifact(
     // The composed burn model is not needed past clean: free it before the engine and the
     // artifact bytes are built (peak memory of `compose --out`).
     drop(encoder);
+    crate::memory::release_freed();
     let runner = Runner::from_compressed(&cleaned, &out.display().to_string(), DeviceKind::Cpu, None)?;
     let got = runner.embed_with_progress(&teacher.texts, 32, |_| {})?;
     let cos: Vec<f64> = got
@@ -253,7 +254,7 @@ fn write_artifact(
             .collect(),
         crate::runner::Backend::Burn(_) => Vec::new(),
     };
-    let peak_rss_mb = crate::progress::peak_rss_mb();
+    let peak_rss_mb = crate::memory::peak_rss_mb();
     let figures = &mut cleaned.meta.figures;
     figures.insert("cos_mean".into(), cos_mean.into());
     figures.insert("cos_min".into(), cos_min.into());
@@ -264,6 +265,9 @@ fn write_artifact(
     {
         figures.extend(map);
     }
+    // The engine is not needed for writing: free it (and what it freed) first.
+    drop(runner);
+    crate::memory::release_freed();
     let report = ember_runtime::artifact::write(&cleaned, out)?;
     Ok(ArtifactSummary {
         path: out.to_path_buf(),
@@ -341,26 +345,42 @@ pub fn compose_encoder_for(
             config.calibration.max_seq_len as usize,
         )?;
         let batches = text_data::length_batches(&calib_tokenizer, &sentences, config.calibration.batch_size as usize)?;
-        let bar = crate::progress::progress_bar(batches.len() as u64, "calibrating", quiet);
+        let n_batches = batches.len();
+        // A layer at a time: each layer's modules finish (GPTQ solved, its Gram matrices freed)
+        // before the next layer runs, with the results of a one-pass calibration.
+        let stages = composed.model.stages();
+        let bar = crate::progress::progress_bar((stages.len() * n_batches) as u64, "calibrating", quiet);
         let mut failure = None;
-        composed.calibrate(
-            &batches,
-            |m, b| {
-                if let Err(e) = m.encode(b, &device)
-                    && failure.is_none()
-                {
-                    failure = Some(e);
+        let carries = batches.into_iter().map(|b| Some(StagedBatch::Tokens(b))).collect();
+        let mut last_stage = 0;
+        let calibrated = composed.calibrate_in_stages(
+            &stages,
+            carries,
+            |m, stage, b| {
+                if stage != last_stage {
+                    // The previous layer's Gram matrices were just freed.
+                    crate::memory::release_freed();
+                    last_stage = stage;
+                }
+                match m.run_stage(stage, b?, &device) {
+                    Ok(next) => Some(next),
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                        None
+                    }
                 }
             },
             |done, _| bar.set_position(done as u64),
-        )?;
+        );
         bar.finish_and_clear();
         if let Some(e) = failure {
             return Err(e.into());
         }
+        calibrated?;
+        crate::memory::release_freed();
         events.emit(
             "calibrated",
-            &serde_json::json!({ "batches": batches.len(), "sentences": sentences.len() }),
+            &serde_json::json!({ "batches": n_batches, "sentences": sentences.len() }),
         )?;
     }
     let composed = match finish {

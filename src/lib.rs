@@ -16,6 +16,7 @@ mod error;
 pub mod eval;
 pub mod events;
 pub mod fsutil;
+pub mod memory;
 pub mod progress;
 pub mod runner;
 

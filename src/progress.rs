@@ -1,5 +1,5 @@
-//! What users see of long work: progress bars (hidden under `--quiet`) and the process's peak
-//! memory, shared by the library pipeline and the CLI.
+//! What users see of long work: progress bars (hidden under `--quiet`), shared by the library
+//! pipeline and the CLI.
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -15,17 +15,4 @@ pub fn progress_bar(len: u64, message: &str, quiet: bool) -> ProgressBar {
     );
     bar.set_message(message.to_string());
     bar
-}
-
-/// Peak resident set size of this process in MB (`VmHWM` in `/proc/self/status`; NaN elsewhere).
-pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }

@@ -181,7 +181,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<(), Error> {
             latency_ms,
             batch_ms,
             sentences_per_s: batch as f64 / (batch_ms / 1e3),
-            peak_rss_mb: crate::progress::peak_rss_mb(),
+            peak_rss_mb: crate::memory::peak_rss_mb(),
             load_s: Some(runner.load_seconds),
         })
     };

@@ -119,14 +119,18 @@ impl HfBertConfig {
 
     /// The compressible sites of the model, named `model`.
     pub fn inventory(&self, model: &str) -> Inventory {
-        Inventory::bert(
-            model,
-            self.num_hidden_layers,
-            self.hidden_size,
+        let layer = (
             self.num_attention_heads,
+            self.hidden_size / self.num_attention_heads,
             self.intermediate_size,
+        );
+        Inventory::bert_layers(
+            model,
             self.vocab_size,
+            self.hidden_size,
             self.max_position_embeddings,
+            self.type_vocab_size,
+            &vec![layer; self.num_hidden_layers],
         )
     }
 }

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bert_paths;
+
 /// What kind of compressible thing a site is; techniques declare which kinds they accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -101,8 +103,9 @@ impl Inventory {
         self.sites.iter().find(|s| s.path == path)
     }
 
-    /// The inventory of a BERT encoder in HF naming, from its dimensions. The model crate builds the
-    /// same list from a loaded model; this constructor lets configs be planned without weights.
+    /// The inventory of a BERT encoder in HF naming, from its dimensions (all layers alike, two
+    /// token types). The model crate builds the same list from a loaded model
+    /// ([`Inventory::bert_layers`]); this constructor lets configs be planned without weights.
     pub fn bert(
         model: &str,
         num_layers: usize,
@@ -112,52 +115,58 @@ impl Inventory {
         vocab: usize,
         max_positions: usize,
     ) -> Inventory {
-        let mut sites = vec![
-            emb("embeddings.word_embeddings", SiteRole::WordEmbeddings, vocab, hidden),
-            emb(
-                "embeddings.position_embeddings",
-                SiteRole::PositionEmbeddings,
-                max_positions,
-                hidden,
-            ),
-            emb(
-                "embeddings.token_type_embeddings",
-                SiteRole::TokenTypeEmbeddings,
-                2,
-                hidden,
-            ),
-        ];
-        for l in 0..num_layers {
-            let block = format!("encoder.layer.{l}");
-            let lin = |suffix: &str, role, out, inp| Site {
-                path: format!("{block}.{suffix}"),
-                kind: SiteKind::Linear,
-                role,
-                shape: vec![out, inp],
-                has_bias: true,
-                block: Some(block.clone()),
-                num_heads: matches!(
+        let head_dim = hidden.checked_div(heads).unwrap_or(0);
+        Inventory::bert_layers(
+            model,
+            vocab,
+            hidden,
+            max_positions,
+            2,
+            &vec![(heads, head_dim, ffn); num_layers],
+        )
+    }
+
+    /// The inventory of a BERT encoder whose layers may differ (pruned heads or FFN rows):
+    /// `layers[i]` is layer `i`'s `(n_heads, head_dim, d_ff)`. Paths come from [`bert_paths`].
+    pub fn bert_layers(
+        model: &str,
+        vocab: usize,
+        d_model: usize,
+        max_positions: usize,
+        type_vocab: usize,
+        layers: &[(usize, usize, usize)],
+    ) -> Inventory {
+        let rows = [vocab, max_positions, type_vocab];
+        let mut sites: Vec<Site> = bert_paths::EMBEDDING_TABLES
+            .iter()
+            .zip(rows)
+            .map(|(&(role, path), rows)| emb(path, role, rows, d_model))
+            .collect();
+        for (l, &(heads, head_dim, d_ff)) in layers.iter().enumerate() {
+            let block = bert_paths::layer(l);
+            for (role, suffix) in bert_paths::LAYER_LINEARS {
+                let shape = bert_paths::linear_shape(role, d_model, heads * head_dim, d_ff).unwrap_or_default();
+                sites.push(Site {
+                    path: bert_paths::in_layer(l, suffix),
+                    kind: SiteKind::Linear,
                     role,
-                    SiteRole::Query | SiteRole::Key | SiteRole::Value | SiteRole::AttentionOutput
-                )
-                .then_some(heads),
-            };
-            sites.push(lin("attention.self.query", SiteRole::Query, hidden, hidden));
-            sites.push(lin("attention.self.key", SiteRole::Key, hidden, hidden));
-            sites.push(lin("attention.self.value", SiteRole::Value, hidden, hidden));
-            sites.push(lin("attention.output.dense", SiteRole::AttentionOutput, hidden, hidden));
-            sites.push(lin("intermediate.dense", SiteRole::FfnUp, ffn, hidden));
-            sites.push(lin("output.dense", SiteRole::FfnDown, hidden, ffn));
+                    shape: shape.to_vec(),
+                    has_bias: true,
+                    block: Some(block.clone()),
+                    num_heads: bert_paths::is_attention(role).then_some(heads),
+                });
+            }
         }
         // LayerNorms: embeddings + two per layer, gamma and beta, f32.
-        let layer_norms = 1 + 2 * num_layers;
+        let layer_norms = 1 + 2 * layers.len();
         Inventory {
             model: model.to_string(),
             sites,
-            num_layers,
-            layer_prefix: "encoder.layer".to_string(),
-            other_param_bytes: (layer_norms * 2 * hidden * 4) as u64,
-            layer_other_param_bytes: (2 * 2 * hidden * 4) as u64,
+            num_layers: layers.len(),
+            layer_prefix: bert_paths::LAYER_PREFIX.to_string(),
+            other_param_bytes: (layer_norms * 2 * d_model * 4) as u64,
+            // Two LayerNorms (gamma + beta) per encoder layer; layer reduction drops them.
+            layer_other_param_bytes: (2 * 2 * d_model * 4) as u64,
         }
     }
 }

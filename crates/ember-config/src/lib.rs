@@ -26,6 +26,7 @@
 //! assert_eq!(ffn_up.bits_per_weight(), 8.0 + 32.0 / (1536.0 * 384.0));
 //! ```
 
+pub mod bert_paths;
 pub mod bounded;
 pub mod custom;
 pub mod error;

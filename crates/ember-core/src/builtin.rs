@@ -91,7 +91,7 @@ impl Technique for WeightQuantization {
     ) -> Result<(), CoreError> {
         if let SiteSlots::Linear(s) = slots
             && let Some(g) = &s.gram
-            && g.gram().is_none_or(|(n, _)| n == 0)
+            && g.rows() == 0
         {
             return Err(CoreError::Calibration(format!(
                 "no activations reached `{}` for GPTQ",

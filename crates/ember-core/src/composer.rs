@@ -2,8 +2,12 @@
 //!
 //! ```text
 //! Composer::new(registry).compose(model, &config)?   // plan + attach; refuses what cannot run yet
-//!     .calibrate(batches, |model, batch| forward)?    // only when a static range needs it
+//!     .calibrate(batches, |model, batch| forward)?    // only when a static range or GPTQ needs it
 //! ```
+//!
+//! A model that can run its forward in stages (embeddings, then each layer) calibrates with
+//! [`Composed::calibrate_in_stages`] instead: each stage's modules finish (static ranges fixed,
+//! GPTQ solved, Gram matrices freed) before the next stage runs, with the same results.
 
 use ember_config::plan::{Link, ModulePlan};
 use ember_config::{EmberConfig, Inventory, Plan, SiteKind};
@@ -31,6 +35,17 @@ pub trait CompressibleModel {
     fn solve_weights(&mut self) {
         self.precompute_weights();
     }
+    /// The current weight of the Linear or Embedding at `path`, for per-module work
+    /// ([`Composed::calibrate_in_stages`]). The default exposes none (such a model calibrates in
+    /// one pass).
+    fn site_weight(&self, path: &str) -> Option<burn::tensor::Tensor<2>> {
+        let _ = path;
+        None
+    }
+    /// Called once every technique is attached: a model may link slots that read the same input
+    /// (e.g. one Gram matrix for attention's query, key and value, see
+    /// [`GramObserver::sharing`](crate::observer::GramObserver::sharing)).
+    fn link_slots(&mut self) {}
 }
 
 /// Applies configs to models with the techniques of a registry.
@@ -82,6 +97,7 @@ impl Composer {
                 technique.attach(module, applied, slots, &ctx)?;
             }
         }
+        model.link_slots();
         Ok(Composed {
             model,
             plan,
@@ -195,18 +211,114 @@ impl<M: CompressibleModel> Composed<M> {
             forward(&self.model, b);
             progress(i + 1, batches.len());
         }
-        for module in &self.plan.modules {
-            for applied in module.techniques.iter().filter(|a| matches!(a.link, Link::Main { .. })) {
-                let Some(t) = self.registry.get(&applied.technique) else {
-                    continue;
-                };
-                if t.needs_calibration(applied) {
-                    let slots = slots_of(&mut self.model, module)?;
-                    t.finish_calibration(module, slots, &self.ctx)?;
-                }
+        for m in 0..self.plan.modules.len() {
+            self.finish_module(m)?;
+        }
+        self.needs_calibration = false;
+        Ok(())
+    }
+
+    /// Calibration one stage at a time. `stages` are module-path prefixes in forward order (a
+    /// BERT: `embeddings`, `encoder.layer.0`, …); `run(model, i, carry)` runs stage `i` on one
+    /// batch's carry (its tokens before stage 0, then its hidden states) and returns the next
+    /// carry. Before stage `i` runs, its modules' weights are precomputed (as [`Self::calibrate`]
+    /// does for the whole model); after every batch has passed it, its modules finish
+    /// calibrating (static ranges fixed, GPTQ solved, Gram matrices freed) and their frozen
+    /// copies are dropped. Each stage sees exactly the inputs the one-pass calibration gives it,
+    /// so the results are the same bit for bit; but only one stage's Gram matrices and frozen
+    /// weights are alive at a time. Returns the last carries.
+    pub fn calibrate_in_stages<C>(
+        &mut self,
+        stages: &[String],
+        carries: Vec<C>,
+        mut run: impl FnMut(&M, usize, C) -> C,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<C>, CoreError> {
+        if !self.needs_calibration {
+            return Ok(carries);
+        }
+        if carries.is_empty() {
+            return Err(CoreError::Calibration(
+                "no calibration batches (is the calibration file empty?)".into(),
+            ));
+        }
+        let under = |path: &str, prefix: &str| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+        };
+        let total = stages.len() * carries.len();
+        let mut carries = carries;
+        let mut done = 0;
+        let mut finished = vec![false; self.plan.modules.len()];
+        for (i, prefix) in stages.iter().enumerate() {
+            let members: Vec<usize> = (0..self.plan.modules.len())
+                .filter(|&m| !self.plan.modules[m].techniques.is_empty() && under(&self.plan.modules[m].path, prefix))
+                .collect();
+            for &m in &members {
+                self.with_weight(m, |slots, w| match slots {
+                    SiteSlots::Linear(s) => s.precompute(w),
+                    SiteSlots::Embedding(s) => s.precompute(w),
+                })?;
+            }
+            carries = carries
+                .into_iter()
+                .map(|c| {
+                    let c = run(&self.model, i, c);
+                    done += 1;
+                    progress(done, total);
+                    c
+                })
+                .collect();
+            for &m in &members {
+                self.finish_module(m)?;
+                finished[m] = true;
+                self.with_weight(m, |slots, w| match slots {
+                    SiteSlots::Linear(s) => {
+                        s.solve(w);
+                        s.frozen = None;
+                    }
+                    SiteSlots::Embedding(s) => s.frozen = None,
+                })?;
+            }
+        }
+        // Modules outside every stage observed whatever the stages ran through them.
+        for (m, done) in finished.into_iter().enumerate() {
+            if !done {
+                self.finish_module(m)?;
             }
         }
         self.needs_calibration = false;
+        Ok(carries)
+    }
+
+    /// Ends the calibration of plan module `m` (each technique that needed it).
+    fn finish_module(&mut self, m: usize) -> Result<(), CoreError> {
+        let module = &self.plan.modules[m];
+        for applied in module.techniques.iter().filter(|a| matches!(a.link, Link::Main { .. })) {
+            let Some(t) = self.registry.get(&applied.technique) else {
+                continue;
+            };
+            if t.needs_calibration(applied) {
+                let slots = slots_of(&mut self.model, module)?;
+                t.finish_calibration(module, slots, &self.ctx)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with plan module `m`'s slots and its current weight; an error when the model
+    /// does not expose the weight ([`CompressibleModel::site_weight`]).
+    fn with_weight(
+        &mut self,
+        m: usize,
+        f: impl FnOnce(SiteSlots<'_>, burn::tensor::Tensor<2>),
+    ) -> Result<(), CoreError> {
+        let module = &self.plan.modules[m];
+        let w = self.model.site_weight(&module.path).ok_or_else(|| CoreError::Attach {
+            path: module.path.clone(),
+            message: "the model does not expose this module's weight, which staged calibration needs".into(),
+        })?;
+        f(slots_of(&mut self.model, module)?, w);
         Ok(())
     }
 

@@ -79,8 +79,9 @@ impl RangeObserver {
     }
 }
 
-/// Rows observed and the running `[d, d]` sum of xᵀx.
-type Gram = Option<(usize, Vec<f64>)>;
+/// Rows observed and the running `[d, d]` sum of xᵀx (shared, not copied, by the slots that read
+/// the same input and by the solve that reads it).
+type Gram = Option<(usize, Arc<Vec<f64>>)>;
 
 /// Rows observed and one running `[d, d]` sum per block of output rows.
 type BlockGrams = Option<(usize, Vec<Vec<f64>>)>;
@@ -90,10 +91,26 @@ type BlockGrams = Option<(usize, Vec<Vec<f64>>)>;
 /// (an attention head reads its rows of the value projection through its attention weights) may
 /// also report the mixed inputs per block ([`GramObserver::observe_blocks`]); GPTQ then
 /// compensates each block's rows on the inputs they are actually read with.
-#[derive(Debug, Clone, Default)]
+///
+/// Linears that read the same input (attention's query, key and value) share one Gram matrix:
+/// [`GramObserver::sharing`] gives an observer that reads the other's matrix and observes nothing
+/// itself, so the matrix is computed and stored once.
+#[derive(Debug, Clone)]
 pub struct GramObserver {
     gram: Arc<Mutex<Gram>>,
     blocks: Arc<Mutex<BlockGrams>>,
+    /// Whether [`GramObserver::observe`] accumulates (false for an observer sharing another's).
+    observes: bool,
+}
+
+impl Default for GramObserver {
+    fn default() -> GramObserver {
+        GramObserver {
+            gram: Arc::default(),
+            blocks: Arc::default(),
+            observes: true,
+        }
+    }
 }
 
 impl GramObserver {
@@ -101,8 +118,21 @@ impl GramObserver {
         GramObserver::default()
     }
 
+    /// An observer for a Linear that reads the same input as this one's: the same Gram matrix
+    /// (accumulated by this observer only), its own block matrices.
+    pub fn sharing(&self) -> GramObserver {
+        GramObserver {
+            gram: self.gram.clone(),
+            blocks: Arc::default(),
+            observes: false,
+        }
+    }
+
     /// Adds xᵀx of a `[..., d]` input (computed on the tensor's device, accumulated in f64).
     pub fn observe<const D: usize>(&self, x: &Tensor<D>) {
+        if !self.observes {
+            return;
+        }
         let dims = x.dims();
         let d = dims[D - 1];
         let n = dims.iter().product::<usize>() / d.max(1);
@@ -112,18 +142,27 @@ impl GramObserver {
             return;
         };
         let Ok(mut acc) = self.gram.lock() else { return };
-        let (count, sum) = acc.get_or_insert_with(|| (0, vec![0f64; d * d]));
+        let (count, sum) = acc.get_or_insert_with(|| (0, Arc::new(vec![0f64; d * d])));
         if sum.len() != d * d {
             return;
         }
         *count += n;
-        for (s, v) in sum.iter_mut().zip(values) {
+        for (s, v) in Arc::make_mut(sum).iter_mut().zip(values) {
             *s += v as f64;
         }
     }
 
-    /// Rows observed so far and the accumulated `[d, d]` Gram matrix.
-    pub fn gram(&self) -> Option<(usize, Vec<f64>)> {
+    /// Rows observed so far.
+    pub fn rows(&self) -> usize {
+        self.gram
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|(n, _)| *n))
+            .unwrap_or(0)
+    }
+
+    /// Rows observed so far and the accumulated `[d, d]` Gram matrix (shared, not copied).
+    pub fn gram(&self) -> Option<(usize, Arc<Vec<f64>>)> {
         self.gram.lock().ok()?.clone()
     }
 
@@ -153,6 +192,11 @@ impl GramObserver {
     /// block inputs.
     pub fn block_grams(&self) -> Option<(usize, Vec<Vec<f64>>)> {
         self.blocks.lock().ok()?.clone()
+    }
+
+    /// Moves the block matrices out (the solve that consumes them is their last reader).
+    pub fn take_block_grams(&self) -> Option<(usize, Vec<Vec<f64>>)> {
+        self.blocks.lock().ok()?.take()
     }
 }
 
@@ -188,8 +232,15 @@ mod tests {
         let x = Tensor::<3>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0], [1, 2, 2]), &device);
         g.observe(&x);
         g.observe(&x);
-        assert_eq!(g.gram(), Some((4, vec![20.0, 28.0, 28.0, 40.0])));
+        assert_eq!(g.gram(), Some((4, Arc::new(vec![20.0, 28.0, 28.0, 40.0]))));
         assert_eq!(g.block_grams(), None);
+        // An observer sharing the input reads the same matrix and adds nothing of its own.
+        let shared = g.sharing();
+        shared.observe(&x);
+        assert_eq!(shared.gram(), g.gram());
+        assert_eq!(g.rows(), 4);
+        g.observe(&x);
+        assert_eq!(shared.gram(), Some((6, Arc::new(vec![30.0, 42.0, 42.0, 60.0]))));
     }
 
     #[test]

@@ -35,11 +35,11 @@ pub struct LinearSlots {
     #[module(skip)]
     pub observer: Option<RangeObserver>,
     /// Calibration for GPTQ rounding: accumulates the input Gram matrix (and, where the model
-    /// reports them, per-block mixed inputs); `precompute` then quantizes the weight with GPTQ
+    /// reports them, per-block mixed inputs); `solve` then quantizes the weight with GPTQ
     /// instead of round-to-nearest.
     #[module(skip)]
     pub gram: Option<GramObserver>,
-    /// The codes GPTQ chose (what clean packs), set by `precompute`.
+    /// The codes GPTQ chose (what clean packs and the forward computes with), set by `solve`.
     #[module(skip)]
     pub quantized: Option<Quantized>,
     /// Input activation fake quantization.
@@ -61,6 +61,10 @@ impl LinearSlots {
         if let Some(f) = &self.frozen {
             return f.clone();
         }
+        // A GPTQ-solved weight computes with its codes, frozen or not (slower when not).
+        if let Some(q) = &self.quantized {
+            return dequantized(q, &w.device());
+        }
         let w = self.transforms.iter().fold(w, |w, t| t.apply(w));
         match &self.weight_quant {
             Some(q) => q.apply(w),
@@ -75,21 +79,24 @@ impl LinearSlots {
     /// round-to-nearest (which would leave the model computing with other codes than the ones
     /// `quantized` holds for clean).
     pub fn precompute(&mut self, w: Tensor<2>) {
-        if self.quantized.is_some() && self.frozen.is_some() {
-            return;
+        if self.quantized.is_none() {
+            self.frozen = None;
+            self.solve(w.clone());
         }
-        self.frozen = None;
-        if self.solve(w.clone()) {
-            return;
-        }
-        if !(self.transforms.is_empty() && self.weight_quant.is_none()) {
+        if let Some(q) = &self.quantized {
+            if self.frozen.is_none() {
+                self.frozen = Some(dequantized(q, &w.device()));
+            }
+        } else if !(self.transforms.is_empty() && self.weight_quant.is_none()) {
             self.frozen = Some(self.weight(w.detach()));
         }
     }
 
-    /// Runs GPTQ when calibration left a Gram matrix (keeping its codes in `quantized` and the
-    /// solved weight in `frozen`); `true` when the weight is GPTQ's (solved now or before).
-    /// Round-to-nearest weights are left alone: clean recomputes their codes from the weight.
+    /// Runs GPTQ when calibration left a Gram matrix, keeping its codes in `quantized` (what
+    /// clean packs and what the forward computes with) and dropping the matrices; `true` when the
+    /// weight is GPTQ's (solved now or before). Nothing is frozen here (see [`Self::precompute`]),
+    /// so a model solved only to be cleaned holds no second copy of its weights. Round-to-nearest
+    /// weights are left alone: clean recomputes their codes from the weight.
     pub fn solve(&mut self, w: Tensor<2>) -> bool {
         if self.quantized.is_some() {
             return true;
@@ -97,26 +104,22 @@ impl LinearSlots {
         if let (Some(q), Some(observer)) = (self.weight_quant, self.gram.as_ref())
             && let Some((_, gram)) = observer.gram()
         {
-            let w = self.transforms.iter().fold(w.clone().detach(), |w, t| t.apply(w));
+            let w = self.transforms.iter().fold(w.detach(), |w, t| t.apply(w));
             let [rows, cols] = w.dims();
-            let device = w.device();
             // Inputs reported per block of output rows (attention heads reading the value
             // projection) are the ones those rows are read with; otherwise the layer's inputs.
-            let solve = |values: &[f32]| match observer.block_grams() {
+            let blocks = observer.take_block_grams();
+            let solve = |values: &[f32]| match &blocks {
                 Some((_, blocks)) => {
-                    numerics::gptq_blocks(values, rows, cols, &blocks, q.layout, q.scheme, q.numerics, q.clip)
+                    numerics::gptq_blocks(values, rows, cols, blocks, q.layout, q.scheme, q.numerics, q.clip)
                 }
                 None => numerics::gptq(values, rows, cols, &gram, q.layout, q.scheme, q.numerics, q.clip),
             };
             if let Ok(values) = w.into_data().convert::<f32>().try_into_vec::<f32>()
                 && let Some(result) = solve(&values)
             {
-                let deq = numerics::dequantize(&result);
-                self.frozen = Some(Tensor::from_data(
-                    burn::tensor::TensorData::new(deq, [rows, cols]),
-                    &device,
-                ));
                 self.quantized = Some(result);
+                self.frozen = None;
                 self.gram = None;
                 return true;
             }
@@ -137,6 +140,14 @@ impl LinearSlots {
             None => x,
         }
     }
+}
+
+/// The f32 weight `q`'s codes stand for, as a tensor on `device`.
+fn dequantized(q: &Quantized, device: &burn::tensor::Device) -> Tensor<2> {
+    Tensor::from_data(
+        burn::tensor::TensorData::new(numerics::dequantize(q), [q.rows, q.cols]),
+        device,
+    )
 }
 
 /// Compression state of an Embedding site (weight quantization only: DeepSpeed quantizes
@@ -214,8 +225,14 @@ mod tests {
         assert_eq!(solved, numerics::dequantize(&codes));
         // A second precompute (e.g. `into_inference` after a calibration that precomputed) keeps
         // the solution: the model and clean's codes stay the same.
-        slots.precompute(w);
+        slots.precompute(w.clone());
         assert_eq!(values(slots.frozen.clone().unwrap()), solved);
-        assert_eq!(slots.quantized, Some(codes));
+        assert_eq!(slots.quantized, Some(codes.clone()));
+        // Without the frozen copy (a model finished for clean) the forward still computes with
+        // GPTQ's codes, not round-to-nearest ones.
+        slots.frozen = None;
+        assert_eq!(values(slots.weight(w.clone())), solved);
+        let rtn = values(slots.weight_quant.unwrap().apply(w));
+        assert_ne!(rtn, solved, "GPTQ changed nothing: the test proves nothing");
     }
 }

@@ -18,7 +18,8 @@ use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor};
-use ember_config::inventory::{Inventory, Site, SiteKind, SiteRole};
+use ember_config::bert_paths;
+use ember_config::inventory::{Inventory, SiteRole};
 
 use crate::blocks::{Embedding, LayerNorm, Linear};
 
@@ -293,6 +294,32 @@ impl EncoderLayer {
         self.output.forward(hidden, x)
     }
 
+    /// The Linear playing `role` (the roles of [`ember_config::bert_paths::LAYER_LINEARS`]).
+    pub fn linear(&self, role: SiteRole) -> Option<&Linear> {
+        Some(match role {
+            SiteRole::Query => &self.attention.self_attn.query,
+            SiteRole::Key => &self.attention.self_attn.key,
+            SiteRole::Value => &self.attention.self_attn.value,
+            SiteRole::AttentionOutput => &self.attention.output.dense,
+            SiteRole::FfnUp => &self.intermediate.dense,
+            SiteRole::FfnDown => &self.output.dense,
+            _ => return None,
+        })
+    }
+
+    /// [`EncoderLayer::linear`], mutable.
+    pub fn linear_mut(&mut self, role: SiteRole) -> Option<&mut Linear> {
+        Some(match role {
+            SiteRole::Query => &mut self.attention.self_attn.query,
+            SiteRole::Key => &mut self.attention.self_attn.key,
+            SiteRole::Value => &mut self.attention.self_attn.value,
+            SiteRole::AttentionOutput => &mut self.attention.output.dense,
+            SiteRole::FfnUp => &mut self.intermediate.dense,
+            SiteRole::FfnDown => &mut self.output.dense,
+            _ => return None,
+        })
+    }
+
     /// This layer's dimensions, read from its parameters.
     pub fn dims(&self) -> LayerArch {
         let attn = &self.attention.self_attn;
@@ -360,6 +387,12 @@ impl Bert {
     /// Validates a tokenized batch against the model (ids in range, length within
     /// `max_positions`) and runs [`Bert::forward`] on it.
     pub fn encode(&self, batch: &crate::Batch, device: &Device) -> crate::Result<EncoderOutput> {
+        self.validate(batch)?;
+        let (ids, mask) = batch.to_tensors(device);
+        Ok(self.forward(ids, mask))
+    }
+
+    fn validate(&self, batch: &crate::Batch) -> crate::Result<()> {
         let cells = batch.batch * batch.seq;
         if batch.seq == 0 || batch.input_ids.len() != cells || batch.attention_mask.len() != cells {
             return Err(crate::Error::Input(format!(
@@ -383,8 +416,42 @@ impl Bert {
                 "token id {id} is outside the vocabulary (0..{vocab})"
             )));
         }
-        let (ids, mask) = batch.to_tensors(device);
-        Ok(self.forward(ids, mask))
+        Ok(())
+    }
+
+    /// The module-path prefixes of the forward's stages, in order: the embeddings, then each
+    /// encoder layer (for [`ember_core::Composed::calibrate_in_stages`]).
+    pub fn stages(&self) -> Vec<String> {
+        std::iter::once(bert_paths::EMBEDDINGS.to_string())
+            .chain((0..self.encoder.layer.len()).map(bert_paths::layer))
+            .collect()
+    }
+
+    /// Runs stage `stage` of [`Bert::stages`] on one batch: stage 0 embeds its tokens (validated
+    /// as [`Bert::encode`] does), stage `1 + l` runs encoder layer `l` on its hidden states. The
+    /// stages in order compute exactly [`Bert::forward`]'s last hidden states.
+    pub fn run_stage(&self, stage: usize, batch: StagedBatch, device: &Device) -> crate::Result<StagedBatch> {
+        match (stage, batch) {
+            (0, StagedBatch::Tokens(tokens)) => {
+                self.validate(&tokens)?;
+                let (ids, mask) = tokens.to_tensors(device);
+                let token_types = Tensor::<2, Int>::zeros(ids.dims(), device);
+                Ok(StagedBatch::Hidden {
+                    x: self.embeddings.forward(ids, token_types),
+                    mask: attention_bias_mask(mask),
+                })
+            }
+            (s, StagedBatch::Hidden { x, mask }) if s >= 1 && s <= self.encoder.layer.len() => {
+                Ok(StagedBatch::Hidden {
+                    x: self.encoder.layer[s - 1].forward(x, mask.clone()),
+                    mask,
+                })
+            }
+            (s, _) => Err(crate::Error::Input(format!(
+                "stage {s} of {} got a batch of another stage",
+                self.encoder.layer.len() + 1
+            ))),
+        }
     }
 
     /// The model's dimensions, read from its parameters (so a pruned model reports its real shape).
@@ -403,70 +470,28 @@ impl Bert {
 
     /// The model's compressible sites in HF naming, with the shapes the model actually has.
     pub fn inventory(&self) -> Inventory {
-        let e = &self.embeddings;
-        let d_model = e.word_embeddings.dim();
-        let emb = |path: &str, role, table: &Embedding| Site {
-            path: format!("embeddings.{path}"),
-            kind: SiteKind::Embedding,
-            role,
-            shape: vec![table.rows(), table.dim()],
-            has_bias: false,
-            block: Some("embeddings".to_string()),
-            num_heads: None,
-        };
-        let mut sites = vec![
-            emb("word_embeddings", SiteRole::WordEmbeddings, &e.word_embeddings),
-            emb(
-                "position_embeddings",
-                SiteRole::PositionEmbeddings,
-                &e.position_embeddings,
-            ),
-            emb(
-                "token_type_embeddings",
-                SiteRole::TokenTypeEmbeddings,
-                &e.token_type_embeddings,
-            ),
-        ];
-        for (i, layer) in self.encoder.layer.iter().enumerate() {
-            let block = format!("encoder.layer.{i}");
-            let heads = layer.attention.self_attn.n_heads;
-            let lin = |suffix: &str, role, linear: &Linear| Site {
-                path: format!("{block}.{suffix}"),
-                kind: SiteKind::Linear,
-                role,
-                shape: vec![linear.d_out(), linear.d_in()],
-                has_bias: linear.bias.is_some(),
-                block: Some(block.clone()),
-                num_heads: matches!(
-                    role,
-                    SiteRole::Query | SiteRole::Key | SiteRole::Value | SiteRole::AttentionOutput
-                )
-                .then_some(heads),
-            };
-            let attn = &layer.attention;
-            sites.push(lin("attention.self.query", SiteRole::Query, &attn.self_attn.query));
-            sites.push(lin("attention.self.key", SiteRole::Key, &attn.self_attn.key));
-            sites.push(lin("attention.self.value", SiteRole::Value, &attn.self_attn.value));
-            sites.push(lin(
-                "attention.output.dense",
-                SiteRole::AttentionOutput,
-                &attn.output.dense,
-            ));
-            sites.push(lin("intermediate.dense", SiteRole::FfnUp, &layer.intermediate.dense));
-            sites.push(lin("output.dense", SiteRole::FfnDown, &layer.output.dense));
-        }
-        // LayerNorms (embeddings + two per layer), weight and bias, f32.
-        let layer_norms = 1 + 2 * self.encoder.layer.len();
-        Inventory {
-            model: self.name.clone(),
-            sites,
-            num_layers: self.encoder.layer.len(),
-            layer_prefix: "encoder.layer".to_string(),
-            other_param_bytes: (layer_norms * 2 * d_model * 4) as u64,
-            // Two LayerNorms (gamma + beta) per encoder layer; layer reduction drops them.
-            layer_other_param_bytes: (2 * 2 * d_model * 4) as u64,
-        }
+        let c = self.config();
+        let layers: Vec<_> = c.layers.iter().map(|l| (l.n_heads, l.head_dim, l.d_ff)).collect();
+        Inventory::bert_layers(
+            &c.name,
+            c.vocab_size,
+            c.d_model,
+            c.max_positions,
+            c.type_vocab_size,
+            &layers,
+        )
     }
+}
+
+/// A batch on its way through the model one stage at a time ([`Bert::run_stage`]).
+// One per calibration batch (tens of them): the size difference of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum StagedBatch {
+    /// Tokens, before the embeddings.
+    Tokens(crate::Batch),
+    /// Hidden states `[batch, seq, d_model]` after a stage, and the attention mask.
+    Hidden { x: Tensor<3>, mask: Tensor<4, Bool> },
 }
 
 /// Turns a `[batch, seq]` 1/0 attention mask into the boolean mask attention wants.

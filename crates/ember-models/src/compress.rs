@@ -1,38 +1,58 @@
 //! Ember's BERT as a [`CompressibleModel`]: every site the inventory lists is reachable by its HF
-//! path, so the composer can attach techniques to its slots.
+//! path (from [`bert_paths`]), so the composer can attach techniques to its slots.
 
-use ember_config::Inventory;
+use burn::tensor::Tensor;
+use ember_config::{Inventory, bert_paths};
 use ember_core::CompressibleModel;
 use ember_core::slots::{EmbeddingSlots, LinearSlots};
 
 use crate::Bert;
-use crate::blocks::Linear;
+use crate::blocks::{Embedding, Linear};
 
 impl Bert {
     /// The Linear at an HF path such as `encoder.layer.3.attention.self.query`.
+    pub fn linear(&self, path: &str) -> Option<&Linear> {
+        let (index, role) = bert_paths::parse_layer_linear(path)?;
+        self.encoder.layer.get(index)?.linear(role)
+    }
+
+    /// [`Bert::linear`], mutable.
     pub fn linear_mut(&mut self, path: &str) -> Option<&mut Linear> {
-        let rest = path.strip_prefix("encoder.layer.")?;
-        let (index, site) = rest.split_once('.')?;
-        let layer = self.encoder.layer.get_mut(index.parse::<usize>().ok()?)?;
-        Some(match site {
-            "attention.self.query" => &mut layer.attention.self_attn.query,
-            "attention.self.key" => &mut layer.attention.self_attn.key,
-            "attention.self.value" => &mut layer.attention.self_attn.value,
-            "attention.output.dense" => &mut layer.attention.output.dense,
-            "intermediate.dense" => &mut layer.intermediate.dense,
-            "output.dense" => &mut layer.output.dense,
+        let (index, role) = bert_paths::parse_layer_linear(path)?;
+        self.encoder.layer.get_mut(index)?.linear_mut(role)
+    }
+
+    /// The embedding table at an HF path such as `embeddings.word_embeddings`.
+    pub fn embedding(&self, path: &str) -> Option<&Embedding> {
+        let e = &self.embeddings;
+        Some(match bert_paths::parse_embedding(path)? {
+            ember_config::SiteRole::WordEmbeddings => &e.word_embeddings,
+            ember_config::SiteRole::PositionEmbeddings => &e.position_embeddings,
+            ember_config::SiteRole::TokenTypeEmbeddings => &e.token_type_embeddings,
             _ => return None,
         })
     }
 
-    /// Every Linear with its HF path, in model order.
+    /// [`Bert::embedding`], mutable.
+    pub fn embedding_mut(&mut self, path: &str) -> Option<&mut Embedding> {
+        let e = &mut self.embeddings;
+        Some(match bert_paths::parse_embedding(path)? {
+            ember_config::SiteRole::WordEmbeddings => &mut e.word_embeddings,
+            ember_config::SiteRole::PositionEmbeddings => &mut e.position_embeddings,
+            ember_config::SiteRole::TokenTypeEmbeddings => &mut e.token_type_embeddings,
+            _ => return None,
+        })
+    }
+
+    /// Every Linear, in model order.
     pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
         let mut out = Vec::new();
         for layer in &mut self.encoder.layer {
-            out.push(&mut layer.attention.self_attn.query);
-            out.push(&mut layer.attention.self_attn.key);
-            out.push(&mut layer.attention.self_attn.value);
-            out.push(&mut layer.attention.output.dense);
+            let attn = &mut layer.attention;
+            out.push(&mut attn.self_attn.query);
+            out.push(&mut attn.self_attn.key);
+            out.push(&mut attn.self_attn.value);
+            out.push(&mut attn.output.dense);
             out.push(&mut layer.intermediate.dense);
             out.push(&mut layer.output.dense);
         }
@@ -50,13 +70,29 @@ impl CompressibleModel for Bert {
     }
 
     fn embedding_slots(&mut self, path: &str) -> Option<&mut EmbeddingSlots> {
-        let e = &mut self.embeddings;
-        Some(match path {
-            "embeddings.word_embeddings" => &mut e.word_embeddings.slots,
-            "embeddings.position_embeddings" => &mut e.position_embeddings.slots,
-            "embeddings.token_type_embeddings" => &mut e.token_type_embeddings.slots,
-            _ => return None,
-        })
+        self.embedding_mut(path).map(|t| &mut t.slots)
+    }
+
+    fn site_weight(&self, path: &str) -> Option<Tensor<2>> {
+        match self.linear(path) {
+            Some(l) => Some(l.weight.val()),
+            None => self.embedding(path).map(|t| t.weight.val()),
+        }
+    }
+
+    /// Query, key and value read the same input: one Gram matrix serves the three.
+    fn link_slots(&mut self) {
+        for layer in &mut self.encoder.layer {
+            let attn = &mut layer.attention.self_attn;
+            let mut owner = None;
+            for l in [&mut attn.query, &mut attn.key, &mut attn.value] {
+                let Some(gram) = &l.slots.gram else { continue };
+                match &owner {
+                    None => owner = Some(gram.clone()),
+                    Some(o) => l.slots.gram = Some(ember_core::observer::GramObserver::sharing(o)),
+                }
+            }
+        }
     }
 
     fn solve_weights(&mut self) {
@@ -101,6 +137,8 @@ mod tests {
                 _ => bert.embedding_slots(&site.path).is_some(),
             };
             assert!(found, "{} is listed but not reachable", site.path);
+            let w = bert.site_weight(&site.path).expect("its weight");
+            assert_eq!(w.dims().to_vec(), site.shape, "{}", site.path);
         }
         assert!(bert.linear_slots("encoder.layer.9.output.dense").is_none());
     }

@@ -35,7 +35,7 @@ mod sentence;
 pub mod text_data;
 mod tokenizer;
 
-pub use bert::{Bert, BertConfig, EncoderOutput, LayerArch};
+pub use bert::{Bert, BertConfig, EncoderOutput, LayerArch, StagedBatch};
 pub use burn_engine::{EngineReport, WeightPolicy, bert_from_compressed, device_from_name, engine_report};
 pub use clean::{CleanOptions, StructuralPrune, clean};
 pub use error::{Error, Result};

@@ -101,7 +101,7 @@ impl MiniFloat {
     }
 
     /// Quantizes one group; returns the scale.
-    pub(crate) fn quantize_group(&self, x: &[f32], codes: &mut [i32]) -> f32 {
+    pub(crate) fn quantize_group(&self, x: &[f32], codes: &mut [crate::Code]) -> f32 {
         let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
         if max == 0.0 || !max.is_finite() {
             codes.fill(0);
@@ -109,7 +109,7 @@ impl MiniFloat {
         }
         let scale = max / self.max();
         for (c, &v) in codes.iter_mut().zip(x) {
-            *c = self.encode(v / scale) as i32;
+            *c = crate::Code::from(self.encode(v / scale));
         }
         scale
     }

@@ -61,24 +61,29 @@ pub fn gptq(
     // up front ("static groups"), so groups stay contiguous in the packed layout.
     let mut perm: Vec<usize> = (0..cols).collect();
     perm.sort_by(|&a, &b| h[b * cols + b].total_cmp(&h[a * cols + a]));
-    let mut hp = vec![0f64; cols * cols];
-    for (a, &pa) in perm.iter().enumerate() {
-        for (b, &pb) in perm.iter().enumerate() {
-            hp[a * cols + b] = h[pa * cols + pb];
+    // The factorization works on J·P·H·Pᵀ·J (P the act-order permutation, J the reversal):
+    // built in one pass, so at most two `[cols, cols]` matrices are alive beside the Gram
+    // (a 1536-wide FFN down-projection's are 19 MB each).
+    let mut reversed = vec![0f64; cols * cols];
+    for i in 0..cols {
+        let pi = perm[cols - 1 - i];
+        for j in 0..cols {
+            reversed[i * cols + j] = h[pi * cols + perm[cols - 1 - j]];
         }
     }
-    let u = upper_cholesky_of_inverse(&hp, cols)?;
+    drop(h);
+    let u = upper_cholesky_of_reversed(reversed, cols)?;
 
     let ngroups = cols.div_ceil(group);
     let mut scales = vec![0f32; rows * ngroups];
     let mut zeros = vec![0f32; rows * ngroups];
-    let mut codes = vec![0i32; rows * cols];
+    let mut codes: Vec<crate::Code> = vec![0; rows * cols];
     // Rows are independent (their scales are their own): quantize them in parallel.
     w.par_chunks_mut(cols)
         .zip(codes.par_chunks_mut(cols))
         .zip(scales.par_chunks_mut(ngroups).zip(zeros.par_chunks_mut(ngroups)))
         .for_each(|((row, row_codes), (row_scales, row_zeros))| {
-            let mut tmp = vec![0i32; group];
+            let mut tmp: Vec<crate::Code> = vec![0; group];
             for g in 0..ngroups {
                 let x: Vec<f32> = row[g * group..((g + 1) * group).min(cols)]
                     .iter()
@@ -102,7 +107,7 @@ pub fn gptq(
                     let code = int::symmetric_code(x, s, bits, numerics);
                     (code, code as f32 * s)
                 };
-                row_codes[c] = code;
+                row_codes[c] = code as crate::Code;
                 let err = (wp[a] - q as f64) / u[a * cols + a];
                 let urow = &u[a * cols..(a + 1) * cols];
                 for j in a + 1..cols {
@@ -179,6 +184,7 @@ pub fn gptq_blocks(
 /// triangular with H = V·Vᵀ, so H⁻¹ = V⁻ᵀ·V⁻¹ and U = V⁻¹. One factorization and one triangular
 /// inversion, both on contiguous rows (the explicit inverse and a second factorization cost
 /// three times as much and walked columns).
+#[cfg(test)]
 fn upper_cholesky_of_inverse(h: &[f64], n: usize) -> Option<Vec<f64>> {
     let mut reversed = vec![0f64; n * n];
     for i in 0..n {
@@ -186,7 +192,15 @@ fn upper_cholesky_of_inverse(h: &[f64], n: usize) -> Option<Vec<f64>> {
             reversed[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
         }
     }
-    let c = cholesky(&reversed, n)?;
+    upper_cholesky_of_reversed(reversed, n)
+}
+
+/// [`upper_cholesky_of_inverse`] of H given `reversed` = J·H·J, consumed: the factorization
+/// overwrites it, and the inverse factor is transposed in place, so two matrices are alive at a
+/// time.
+fn upper_cholesky_of_reversed(mut reversed: Vec<f64>, n: usize) -> Option<Vec<f64>> {
+    cholesky_in_place(&mut reversed, n)?;
+    let c = reversed;
     // L = Vᵀ = J·Cᵀ·J is lower triangular: L[i][k] = C[n−1−k][n−1−i].
     let l = |i: usize, k: usize| c[(n - 1 - k) * n + (n - 1 - i)];
     // M = L⁻¹ row by row: M[i] = (eᵢ − Σₖ₍ₖ<ᵢ₎ L[i][k]·M[k]) / L[i][i]; then U = V⁻¹ = Mᵀ.
@@ -209,31 +223,34 @@ fn upper_cholesky_of_inverse(h: &[f64], n: usize) -> Option<Vec<f64>> {
             *r /= d;
         }
     }
-    let mut u = vec![0f64; n * n];
+    drop(c);
+    // U = Mᵀ, in place (M is lower triangular, so U is upper).
     for i in 0..n {
-        for j in 0..=i {
-            u[j * n + i] = m[i * n + j];
+        for j in 0..i {
+            m.swap(i * n + j, j * n + i);
         }
     }
-    Some(u)
+    Some(m)
 }
 
-/// Lower Cholesky factor of a symmetric positive definite matrix, or `None`.
-fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
-    let mut l = vec![0f64; n * n];
+/// Overwrites `a` (symmetric positive definite, `[n, n]`) with its lower Cholesky factor (the
+/// upper triangle zeroed); `None` if it is not positive definite. Row `i` of the factor needs
+/// only rows `< i` of the factor and row `i` of `a`, so the factor can take `a`'s place.
+fn cholesky_in_place(a: &mut [f64], n: usize) -> Option<()> {
     for i in 0..n {
-        let (done, rest) = l.split_at_mut(i * n);
+        let (done, rest) = a.split_at_mut(i * n);
         let row = &mut rest[..n];
         for j in 0..i {
-            row[j] = (a[i * n + j] - dot(&row[..j], &done[j * n..j * n + j])) / done[j * n + j];
+            row[j] = (row[j] - dot(&row[..j], &done[j * n..j * n + j])) / done[j * n + j];
         }
-        let s = a[i * n + i] - dot(&row[..i], &row[..i]);
+        let s = row[i] - dot(&row[..i], &row[..i]);
         if s <= 0.0 || !s.is_finite() {
             return None;
         }
         row[i] = s.sqrt();
+        row[i + 1..].fill(0.0);
     }
-    Some(l)
+    Some(())
 }
 
 /// Σ aᵢ·bᵢ with four running sums (so the compiler can vectorize it).

@@ -2,12 +2,13 @@
 //! DeepSpeed's formulas are transcribed from `compression/utils.py` (Sym/AsymQuantizer, compat-notes
 //! §2.1–2.2) with the same float32 operation order, so results match bit for bit.
 
+use crate::Code;
 use crate::number::{Clip, Numerics};
 
 use super::round;
 
 /// Symmetric quantization of one group; returns `(scale, 0)`.
-pub(crate) fn symmetric(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [i32]) -> (f32, f32) {
+pub(crate) fn symmetric(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [Code]) -> (f32, f32) {
     let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
     if max == 0.0 || !max.is_finite() {
         codes.fill(0);
@@ -24,13 +25,13 @@ pub(crate) fn symmetric(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [i
         }
     };
     for (c, &v) in codes.iter_mut().zip(x) {
-        *c = round(v / scale).clamp(lo, hi) as i32;
+        *c = round(v / scale).clamp(lo, hi) as Code;
     }
     (scale, 0.0)
 }
 
 /// Asymmetric quantization of one group; returns `(scale, zero)`.
-pub(crate) fn asymmetric(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [i32]) -> (f32, f32) {
+pub(crate) fn asymmetric(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [Code]) -> (f32, f32) {
     let (mn, mx) = x
         .iter()
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
@@ -61,7 +62,7 @@ pub(crate) fn asymmetric(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [
             }
             let zero = round(-mn / scale);
             for (c, &v) in codes.iter_mut().zip(x) {
-                *c = (round(v / scale) + zero).clamp(0.0, top) as i32;
+                *c = (round(v / scale) + zero).clamp(0.0, top) as Code;
             }
             (scale, zero)
         }
@@ -75,7 +76,7 @@ pub(crate) fn asymmetric(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [
             }
             let zero = round(mn / scale) * scale;
             for (c, &v) in codes.iter_mut().zip(x) {
-                *c = round((v - zero) / scale).clamp(0.0, q_range - 1.0) as i32;
+                *c = round((v - zero) / scale).clamp(0.0, q_range - 1.0) as Code;
             }
             (scale, zero)
         }
@@ -84,7 +85,14 @@ pub(crate) fn asymmetric(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [
 
 /// One integer group, symmetric or asymmetric, with its range chosen by `clip`: writes the codes
 /// and returns (scale, zero) — the one dispatch round-to-nearest and GPTQ's static groups share.
-pub(crate) fn group(x: &[f32], bits: u32, asym: bool, numerics: Numerics, clip: Clip, codes: &mut [i32]) -> (f32, f32) {
+pub(crate) fn group(
+    x: &[f32],
+    bits: u32,
+    asym: bool,
+    numerics: Numerics,
+    clip: Clip,
+    codes: &mut [Code],
+) -> (f32, f32) {
     match (asym, clip) {
         (false, Clip::None) => symmetric(x, bits, numerics, codes),
         (false, Clip::Mse) => symmetric_mse(x, bits, numerics, codes),
@@ -119,7 +127,7 @@ fn group_error(x: &[f32], bits: u32, numerics: Numerics, asym: bool, scale: f32,
 /// Symmetric quantization with the MSE-searched range: the full-range scale of [`symmetric`]
 /// first, then `r · max|x|` for r = 0.99 … 0.50; the scale with the smallest squared rounding
 /// error wins (strictly smaller, so ties keep the wider range). Never worse than [`symmetric`].
-pub(crate) fn symmetric_mse(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [i32]) -> (f32, f32) {
+pub(crate) fn symmetric_mse(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [Code]) -> (f32, f32) {
     let (full, _) = symmetric(x, bits, numerics, codes);
     if full == 0.0 {
         return (0.0, 0.0);
@@ -142,7 +150,7 @@ pub(crate) fn symmetric_mse(x: &[f32], bits: u32, numerics: Numerics, codes: &mu
     }
     let scale = best.1;
     for (c, &v) in codes.iter_mut().zip(x) {
-        *c = symmetric_code(v, scale, bits, numerics);
+        *c = symmetric_code(v, scale, bits, numerics) as Code;
     }
     (scale, 0.0)
 }
@@ -151,7 +159,7 @@ pub(crate) fn symmetric_mse(x: &[f32], bits: u32, numerics: Numerics, codes: &mu
 /// first, then `r·min … r·max` for r = 0.99 … 0.50 (Ember numerics: zero point clamped to the
 /// code range, so it stays an integer in [0, 2^b − 1]); the smallest squared rounding error wins
 /// (ties keep the wider range). Never worse than [`asymmetric`].
-pub(crate) fn asymmetric_mse(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [i32]) -> (f32, f32) {
+pub(crate) fn asymmetric_mse(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [Code]) -> (f32, f32) {
     let (full_s, full_z) = asymmetric(x, bits, numerics, codes);
     if full_s == 0.0 {
         return (full_s, full_z);
@@ -191,7 +199,7 @@ pub(crate) fn asymmetric_mse(x: &[f32], bits: u32, numerics: Numerics, codes: &m
     }
     let (_, scale, zero) = best;
     for (c, &v) in codes.iter_mut().zip(x) {
-        *c = asymmetric_code(v, scale, zero, bits, numerics);
+        *c = asymmetric_code(v, scale, zero, bits, numerics) as Code;
     }
     (scale, zero)
 }
@@ -226,7 +234,8 @@ pub(crate) fn asymmetric_code(v: f32, scale: f32, zero: f32, bits: u32, numerics
 }
 
 /// The value of an asymmetric code.
-pub(crate) fn asymmetric_value(code: i32, scale: f32, zero: f32, numerics: Numerics) -> f32 {
+pub(crate) fn asymmetric_value(code: impl Into<i32>, scale: f32, zero: f32, numerics: Numerics) -> f32 {
+    let code = code.into();
     match numerics {
         Numerics::Ember => (code as f32 - zero) * scale,
         Numerics::Deepspeed => code as f32 * scale + zero,
@@ -248,7 +257,7 @@ fn exact_scale(max: f32, qmax: f32) -> f32 {
 mod tests {
     use super::*;
 
-    fn sym(x: &[f32], bits: u32, n: Numerics) -> (Vec<i32>, f32) {
+    fn sym(x: &[f32], bits: u32, n: Numerics) -> (Vec<Code>, f32) {
         let mut c = vec![0; x.len()];
         let (s, _) = symmetric(x, bits, n, &mut c);
         (c, s)
@@ -362,7 +371,7 @@ mod tests {
             .collect()
     }
 
-    fn error_of(x: &[f32], codes: &[i32], s: f32, z: f32, asym: bool, n: Numerics) -> f64 {
+    fn error_of(x: &[f32], codes: &[Code], s: f32, z: f32, asym: bool, n: Numerics) -> f64 {
         x.iter()
             .zip(codes)
             .map(|(&v, &c)| {
@@ -392,7 +401,7 @@ mod tests {
                     assert!(e1 <= e0, "sym {n:?} {bits}: {e1} > {e0}");
                     better += (e1 < e0) as usize;
                     let lim = 1i32 << (bits - 1);
-                    assert!(c1.iter().all(|&c| (-lim..lim).contains(&c)));
+                    assert!(c1.iter().all(|&c| (-lim..lim).contains(&i32::from(c))));
 
                     let (s0, z0) = asymmetric(&x, bits, n, &mut c0);
                     let (s1, z1) = asymmetric_mse(&x, bits, n, &mut c1);

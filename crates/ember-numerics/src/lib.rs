@@ -67,6 +67,11 @@ impl Scheme {
     }
 }
 
+/// One stored code: a signed integer (symmetric −128…127, ternary, binary), an unsigned one
+/// (asymmetric 0…255) or a minifloat bit pattern (0…255). Two bytes hold every case; a
+/// model's codes are held until clean packs them (GPTQ's for MiniLM: 10.6 M of them).
+pub type Code = i16;
+
 /// Codes and per-group parameters of one quantized tensor. `codes` hold signed integers
 /// (symmetric, ternary, binary), unsigned integers (asymmetric) or minifloat bit patterns.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +81,7 @@ pub struct Quantized {
     pub layout: GroupLayout,
     pub rows: usize,
     pub cols: usize,
-    pub codes: Vec<i32>,
+    pub codes: Vec<Code>,
     /// One scale (or α) per group, in [`group_ranges`] order.
     pub scales: Vec<f32>,
     /// Asymmetric only: the zero point per group (an integer code in Ember numerics, a float offset
@@ -125,7 +130,7 @@ pub fn quantize_with(
     };
     // Every layout's groups are contiguous and in order: cut the codes into one slice per group.
     let mut slices = Vec::with_capacity(ranges.len());
-    let mut rest: &mut [i32] = &mut codes;
+    let mut rest: &mut [Code] = &mut codes;
     let mut at = 0;
     for r in &ranges {
         assert_eq!(r.start, at, "groups tile the weight in order");
@@ -177,7 +182,7 @@ pub fn dequantize(q: &Quantized) -> Vec<f32> {
         let s = q.scales[g];
         let z = q.zeros.get(g).copied().unwrap_or(0.0);
         for i in group {
-            out[i] = code_value(q.scheme, q.numerics, grid.as_ref(), q.codes[i], s, z);
+            out[i] = code_value(q.scheme, q.numerics, grid.as_ref(), i32::from(q.codes[i]), s, z);
         }
     }
     out

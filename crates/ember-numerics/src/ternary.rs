@@ -5,7 +5,7 @@
 use crate::number::Numerics;
 
 /// Ternary: Δ = 0.7·mean|x|, α = mean of |x| over |x| > Δ, codes ∈ {−1, 0, +1}. Returns α.
-pub(crate) fn ternary(x: &[f32], codes: &mut [i32]) -> f32 {
+pub(crate) fn ternary(x: &[f32], codes: &mut [crate::Code]) -> f32 {
     let n = x.len().max(1);
     let mean = (x.iter().map(|v| v.abs() as f64).sum::<f64>() / n as f64) as f32;
     let delta = 0.7f32 * mean;
@@ -28,7 +28,7 @@ pub(crate) fn ternary(x: &[f32], codes: &mut [i32]) -> f32 {
 
 /// Binary: α = mean|x|, code = sign(x). One bit cannot store 0, so Ember numerics map an exact
 /// zero to +1; DeepSpeed numerics keep torch's sign(0) = 0. Returns α.
-pub(crate) fn binary(x: &[f32], numerics: Numerics, codes: &mut [i32]) -> f32 {
+pub(crate) fn binary(x: &[f32], numerics: Numerics, codes: &mut [crate::Code]) -> f32 {
     let n = x.len().max(1);
     let alpha = (x.iter().map(|v| v.abs() as f64).sum::<f64>() / n as f64) as f32;
     for (c, &v) in codes.iter_mut().zip(x) {

@@ -78,7 +78,9 @@ pub fn pack(q: &QuantTensor, format: IntFormat, groups: KernelGroups) -> Result<
             let c: Vec<i8> = codes
                 .iter()
                 .enumerate()
-                .map(|(i, &u)| (u - zeros[(i / q.cols) * per_row + (i % q.cols) / cols_per_group] as i32) as i8)
+                .map(|(i, &u)| {
+                    (i32::from(u) - zeros[(i / q.cols) * per_row + (i % q.cols) / cols_per_group] as i32) as i8
+                })
                 .collect();
             PackedInt8::pack(&c, q.rows, q.cols, &ks.scales, ks.group_size)
                 .map(PackedWeights::Int8)

@@ -133,7 +133,7 @@ impl QuantTensor {
         let mut codes = vec![0u8; q.rows * rb];
         for r in 0..q.rows {
             for c in 0..q.cols {
-                let v = q.codes[r * q.cols + c];
+                let v = i32::from(q.codes[r * q.cols + c]);
                 if v < lo || v > hi {
                     return Err(RuntimeError::Invalid(format!(
                         "code {v} at [{r}, {c}] is outside [{lo}, {hi}] for {scheme:?}"
@@ -171,7 +171,8 @@ impl QuantTensor {
     pub fn to_quantized(&self) -> Quantized {
         let mut codes = Vec::with_capacity(self.rows * self.cols);
         for r in 0..self.rows {
-            codes.extend((0..self.cols).map(|c| self.code(r, c)));
+            // Stored codes are at most 8 bits wide: every one fits a `Code`.
+            codes.extend((0..self.cols).map(|c| self.code(r, c) as ember_numerics::Code));
         }
         Quantized {
             scheme: self.scheme,
