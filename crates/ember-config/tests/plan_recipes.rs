@@ -5,8 +5,9 @@
 mod common;
 
 use common::repo_root;
-use ember_config::plan::{Grouping, Link, Params, QuantMode};
+use ember_config::plan::{Link, Params, QuantMode};
 use ember_config::{Catalog, Plan, known_model, parse_config, resolve_plan};
+use ember_numerics::GroupLayout;
 
 fn plan(file: &str) -> Plan {
     let text = std::fs::read_to_string(repo_root().join("tests/data/deepspeed").join(file)).unwrap();
@@ -28,8 +29,8 @@ fn zeroquant_w8a8_quantizes_every_linear_and_the_word_embeddings() {
     for m in &linears {
         let w = m.weight_quant().unwrap_or_else(|| panic!("{} not quantized", m.path));
         assert_eq!(
-            (w.bits, w.grouping, w.mode),
-            (8, Grouping::RowBlocks(48), QuantMode::Forward),
+            (w.bits, w.layout, w.mode),
+            (8, GroupLayout::Chunks(48), QuantMode::Forward),
             "{}",
             m.path
         );
@@ -42,7 +43,7 @@ fn zeroquant_w8a8_quantizes_every_linear_and_the_word_embeddings() {
     assert!((q.bits_per_weight() - (8.0 + 48.0 * 32.0 / 589_824.0)).abs() < 1e-12);
     // Embeddings: one scale per token row, whatever quantize_groups says (DeepSpeed forces it).
     let e = p.module("embeddings.word_embeddings").unwrap();
-    assert_eq!(e.weight_quant().unwrap().grouping, Grouping::PerRow);
+    assert_eq!(e.weight_quant().unwrap().layout, GroupLayout::PerRow);
     assert_eq!(e.bytes_after, 30_522 * 768 + 30_522 * 4);
     assert_eq!(e.kernel, "lookup_int8");
     assert!(
@@ -175,9 +176,9 @@ fn a_group_wider_than_the_row_is_one_scale_per_row() {
     .unwrap();
     // intermediate.dense is 1536×384: 1024 ≥ 384 → per row; output.dense is 384×1536: 2 groups per row.
     let up = p.module("encoder.layer.0.intermediate.dense").unwrap();
-    assert_eq!(up.weight_quant().unwrap().grouping, Grouping::PerRow);
+    assert_eq!(up.weight_quant().unwrap().layout, GroupLayout::PerRow);
     assert_eq!(up.bytes_after, 1536 * 384 / 2 + 1536 * 4 + 1536 * 4);
     let down = p.module("encoder.layer.0.output.dense").unwrap();
-    assert_eq!(down.weight_quant().unwrap().grouping, Grouping::InputGroups(1024));
+    assert_eq!(down.weight_quant().unwrap().layout, GroupLayout::RowGroups(1024));
     assert_eq!(down.bytes_after, 384 * 1536 / 2 + 384 * 2 * 4 + 384 * 4);
 }

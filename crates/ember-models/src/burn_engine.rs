@@ -44,16 +44,14 @@ use std::fmt;
 use burn::module::Param;
 use burn::tensor::quantization::{QuantMode, QuantScheme, QuantStore, QuantValue, ScaleDtype};
 use burn::tensor::{Bytes, DType, Device, Tensor, TensorData};
+use ember_config::bert_paths;
 use ember_config::types::{FloatFormat, Numerics};
 use ember_core::numerics::{GroupLayout, Scheme};
 use ember_core::slots::{EmbeddingSlots, LinearSlots};
 use ember_runtime::{ActRange, ActSpec, CompressedModel, LayerNormParams, QuantTensor, Weight};
 
-use crate::bert::{
-    Attention, AttentionOutput, Embeddings, Encoder, EncoderLayer, Intermediate, LayerOutput, SelfAttention,
-};
 use crate::blocks::{Embedding, LayerNorm, Linear};
-use crate::{Bert, Error, Result};
+use crate::{Bert, BertConfig, Error, Result};
 
 /// The largest block extent burn stores (`BlockSize` holds `u8` extents).
 const MAX_BLOCK: usize = 255;
@@ -374,20 +372,18 @@ fn plan_weight(weight: &Weight, backend: BackendFamily, policy: WeightPolicy, lo
 /// What [`bert_from_compressed`] does with every weight of `model` on `backend` (no tensors built).
 pub fn plan_engine(model: &CompressedModel, backend: BackendFamily, policy: WeightPolicy) -> EngineReport {
     let e = &model.embeddings;
-    let mut modules: Vec<ModuleReport> = [
-        ("embeddings.word_embeddings", &e.word),
-        ("embeddings.position_embeddings", &e.position),
-        ("embeddings.token_type_embeddings", &e.token_type),
-    ]
-    .into_iter()
-    .map(|(name, w)| ModuleReport {
-        name: name.to_string(),
-        shape: [w.rows(), w.cols()],
-        stored: w.format_name(),
-        repr: plan_weight(w, backend, policy, true),
-        act: None,
-    })
-    .collect();
+    let mut modules: Vec<ModuleReport> = bert_paths::EMBEDDING_TABLES
+        .iter()
+        .map(|(_, name)| *name)
+        .zip([&e.word, &e.position, &e.token_type])
+        .map(|(name, w)| ModuleReport {
+            name: name.to_string(),
+            shape: [w.rows(), w.cols()],
+            stored: w.format_name(),
+            repr: plan_weight(w, backend, policy, true),
+            act: None,
+        })
+        .collect();
     for layer in &model.layers {
         for l in layer.linears() {
             modules.push(ModuleReport {
@@ -432,46 +428,32 @@ pub fn build_bert(model: &CompressedModel, device: &Device, policy: WeightPolicy
     let mut reprs = report.modules.iter().map(|m| &m.repr);
     let mut next = || reprs.next().expect("the report has one entry per weight");
 
-    let e = &model.embeddings;
-    let embeddings = Embeddings {
-        word_embeddings: embedding(&e.word, device, next()),
-        position_embeddings: embedding(&e.position, device, next()),
-        token_type_embeddings: embedding(&e.token_type, device, next()),
-        layer_norm: layer_norm(&e.norm, device),
-    };
-    let mut layers = Vec::with_capacity(model.layers.len());
-    for (layer, dims) in model.layers.iter().zip(&model.arch.layers) {
-        let mut lin = |l: &ember_runtime::CompressedLinear| linear(l, device, next());
-        let self_attn = SelfAttention {
-            query: lin(&layer.query),
-            key: lin(&layer.key),
-            value: lin(&layer.value),
-            n_heads: dims.n_heads,
-            head_dim: dims.head_dim,
-        };
-        let attn_out = lin(&layer.attn_out);
-        let ffn_in = lin(&layer.ffn_in);
-        let ffn_out = lin(&layer.ffn_out);
-        layers.push(EncoderLayer {
-            attention: Attention {
-                self_attn,
-                output: AttentionOutput {
-                    dense: attn_out,
-                    layer_norm: layer_norm(&layer.attn_norm, device),
-                },
-            },
-            intermediate: Intermediate { dense: ffn_in },
-            output: LayerOutput {
-                dense: ffn_out,
-                layer_norm: layer_norm(&layer.out_norm, device),
-            },
-        });
+    // The tree comes from `BertConfig::build` (placeholders that allocate nothing); every
+    // parameter is then replaced by the artifact's.
+    let arch = &model.arch;
+    let mut bert = BertConfig {
+        name: arch.name.clone(),
+        vocab_size: arch.vocab_size,
+        d_model: arch.d_model,
+        max_positions: arch.max_positions,
+        type_vocab_size: arch.type_vocab_size,
+        layer_norm_eps: arch.layer_norm_eps,
+        layers: arch.layers.clone(),
     }
-    let bert = Bert {
-        name: model.arch.name.clone(),
-        embeddings,
-        encoder: Encoder { layer: layers },
-    };
+    .init_zeros(device);
+    let e = &model.embeddings;
+    let be = &mut bert.embeddings;
+    be.word_embeddings = embedding(&e.word, device, next());
+    be.position_embeddings = embedding(&e.position, device, next());
+    be.token_type_embeddings = embedding(&e.token_type, device, next());
+    be.layer_norm = layer_norm(&e.norm, device);
+    for (layer, target) in model.layers.iter().zip(&mut bert.encoder.layer) {
+        for ((role, _), l) in bert_paths::LAYER_LINEARS.iter().zip(layer.linears()) {
+            *target.linear_mut(*role).expect("a layer Linear's role") = linear(l, device, next());
+        }
+        target.attention.output.layer_norm = layer_norm(&layer.attn_norm, device);
+        target.output.layer_norm = layer_norm(&layer.out_norm, device);
+    }
     Ok((bert, report))
 }
 

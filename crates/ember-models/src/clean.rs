@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use burn::tensor::Tensor;
+use ember_config::{SiteRole, bert_paths};
 use ember_core::numerics;
 use ember_core::slots::{EmbeddingSlots, LinearSlots};
 use ember_runtime::{
@@ -99,7 +100,6 @@ pub fn clean(model: &Bert, opts: &CleanOptions) -> Result<CompressedModel> {
 
 fn clean_layer(layer: &EncoderLayer, index: usize, prune: &StructuralPrune) -> Result<(Layer, LayerArch)> {
     let dims = layer.dims();
-    let sa = &layer.attention.self_attn;
     let heads = match prune.keep_heads.get(&index) {
         Some(h) => {
             check_indices(&format!("layer {index} head"), h, dims.n_heads)?;
@@ -121,36 +121,28 @@ fn clean_layer(layer: &EncoderLayer, index: usize, prune: &StructuralPrune) -> R
     };
     let all_heads = heads.len() == dims.n_heads;
     let all_ffn = ffn.len() == dims.d_ff;
-    let path = |m: &str| format!("encoder.layer.{index}.{m}");
-    let rows = |keep: &[usize], all: bool| if all { None } else { Some(keep.to_vec()) };
+    // Heads shrink the rows of Q/K/V and the columns of the output projection; FFN rows shrink
+    // the rows of the up-projection and the columns of the down-projection.
+    let keep = |keep: &[usize], all: bool| if all { None } else { Some(keep.to_vec()) };
+    let lin = |role: SiteRole| -> Result<CompressedLinear> {
+        let (rows, cols) = match role {
+            SiteRole::Query | SiteRole::Key | SiteRole::Value => (keep(&head_rows, all_heads), None),
+            SiteRole::AttentionOutput => (None, keep(&head_rows, all_heads)),
+            SiteRole::FfnUp => (keep(&ffn, all_ffn), None),
+            SiteRole::FfnDown => (None, keep(&ffn, all_ffn)),
+            _ => (None, None),
+        };
+        let path = bert_paths::layer_linear(index, role).expect("a layer Linear's role");
+        linear(layer.linear(role).expect("a layer Linear's role"), path, rows, cols)
+    };
     let layer_out = Layer {
-        query: linear(
-            &sa.query,
-            path("attention.self.query"),
-            rows(&head_rows, all_heads),
-            None,
-        )?,
-        key: linear(&sa.key, path("attention.self.key"), rows(&head_rows, all_heads), None)?,
-        value: linear(
-            &sa.value,
-            path("attention.self.value"),
-            rows(&head_rows, all_heads),
-            None,
-        )?,
-        attn_out: linear(
-            &layer.attention.output.dense,
-            path("attention.output.dense"),
-            None,
-            rows(&head_rows, all_heads),
-        )?,
+        query: lin(SiteRole::Query)?,
+        key: lin(SiteRole::Key)?,
+        value: lin(SiteRole::Value)?,
+        attn_out: lin(SiteRole::AttentionOutput)?,
         attn_norm: layer_norm(&layer.attention.output.layer_norm),
-        ffn_in: linear(
-            &layer.intermediate.dense,
-            path("intermediate.dense"),
-            rows(&ffn, all_ffn),
-            None,
-        )?,
-        ffn_out: linear(&layer.output.dense, path("output.dense"), None, rows(&ffn, all_ffn))?,
+        ffn_in: lin(SiteRole::FfnUp)?,
+        ffn_out: lin(SiteRole::FfnDown)?,
         out_norm: layer_norm(&layer.output.layer_norm),
     };
     let arch = LayerArch {

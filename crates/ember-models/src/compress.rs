@@ -142,4 +142,31 @@ mod tests {
         }
         assert!(bert.linear_slots("encoder.layer.9.output.dense").is_none());
     }
+
+    /// The runtime cannot depend on `ember-config`: its copy of the names is checked here, in
+    /// the crate that sees both (the burn engine relies on `Layer::linears` order being
+    /// `LAYER_LINEARS` order).
+    #[test]
+    fn the_artifact_names_modules_as_the_model_does() {
+        use ember_runtime::names;
+        assert_eq!(names::EMBEDDING_TABLES, bert_paths::EMBEDDING_TABLES.map(|(_, p)| p));
+        assert_eq!(names::EMBEDDINGS_NORM, bert_paths::EMBEDDINGS_NORM);
+        assert_eq!(names::LAYER_LINEARS, bert_paths::LAYER_LINEARS.map(|(_, s)| s));
+        assert_eq!(
+            names::LAYER_NORMS,
+            [bert_paths::ATTENTION_NORM, bert_paths::OUTPUT_NORM]
+        );
+        assert_eq!(
+            names::in_layer(4, "output.dense"),
+            bert_paths::in_layer(4, "output.dense")
+        );
+        let shapes = names::layer_linear_shapes(384, 256, 1536);
+        for ((role, _), (rows, cols)) in bert_paths::LAYER_LINEARS.into_iter().zip(shapes) {
+            assert_eq!(
+                bert_paths::linear_shape(role, 384, 256, 1536),
+                Some([rows, cols]),
+                "{role:?}"
+            );
+        }
+    }
 }

@@ -19,7 +19,7 @@ use std::path::Path;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 use ember_config::hf_config::{HfBertConfig, MAX_HF_CONFIG_BYTES};
-use ember_config::read_text_bounded;
+use ember_config::{bert_paths, read_text_bounded};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::bert::{Bert, BertConfig, LayerArch};
@@ -59,41 +59,30 @@ pub fn read_config(path: &Path, name: &str) -> Result<BertConfig> {
     })
 }
 
-/// Every tensor a checkpoint of `config` must hold, by HF name, with its shape.
+/// Every tensor a checkpoint of `config` must hold, by HF name, with its shape (paths from
+/// [`bert_paths`]).
 pub fn expected_tensors(config: &BertConfig) -> BTreeMap<String, Vec<usize>> {
     let d = config.d_model;
     let mut t = BTreeMap::new();
-    let mut put = |name: String, shape: Vec<usize>| {
-        t.insert(name, shape);
+    let rows = [config.vocab_size, config.max_positions, config.type_vocab_size];
+    for ((_, table), rows) in bert_paths::EMBEDDING_TABLES.iter().zip(rows) {
+        t.insert(format!("{table}.weight"), vec![rows, d]);
+    }
+    let norm = |t: &mut BTreeMap<String, Vec<usize>>, path: &str| {
+        t.insert(format!("{path}.weight"), vec![d]);
+        t.insert(format!("{path}.bias"), vec![d]);
     };
-    put("embeddings.word_embeddings.weight".into(), vec![config.vocab_size, d]);
-    put(
-        "embeddings.position_embeddings.weight".into(),
-        vec![config.max_positions, d],
-    );
-    put(
-        "embeddings.token_type_embeddings.weight".into(),
-        vec![config.type_vocab_size, d],
-    );
-    put("embeddings.LayerNorm.weight".into(), vec![d]);
-    put("embeddings.LayerNorm.bias".into(), vec![d]);
+    norm(&mut t, bert_paths::EMBEDDINGS_NORM);
     for (i, l) in config.layers.iter().enumerate() {
-        let p = format!("encoder.layer.{i}");
-        let inner = l.n_heads * l.head_dim;
-        for (module, out, inp) in [
-            ("attention.self.query", inner, d),
-            ("attention.self.key", inner, d),
-            ("attention.self.value", inner, d),
-            ("attention.output.dense", d, inner),
-            ("intermediate.dense", l.d_ff, d),
-            ("output.dense", d, l.d_ff),
-        ] {
-            put(format!("{p}.{module}.weight"), vec![out, inp]);
-            put(format!("{p}.{module}.bias"), vec![out]);
+        for (role, suffix) in bert_paths::LAYER_LINEARS {
+            let [out, inp] = bert_paths::linear_shape(role, d, l.n_heads * l.head_dim, l.d_ff)
+                .expect("every layer Linear has a shape");
+            let path = bert_paths::in_layer(i, suffix);
+            t.insert(format!("{path}.weight"), vec![out, inp]);
+            t.insert(format!("{path}.bias"), vec![out]);
         }
-        for norm in ["attention.output.LayerNorm", "output.LayerNorm"] {
-            put(format!("{p}.{norm}.weight"), vec![d]);
-            put(format!("{p}.{norm}.bias"), vec![d]);
+        for suffix in [bert_paths::ATTENTION_NORM, bert_paths::OUTPUT_NORM] {
+            norm(&mut t, &bert_paths::in_layer(i, suffix));
         }
     }
     t
@@ -130,8 +119,9 @@ pub fn load_weights(config: &BertConfig, path: &Path, device: &Device) -> Result
     // one block at a time (embeddings, then each layer), each through its own mapping that is
     // dropped afterwards, so at most one block's pages of the file are resident next to the model.
     let mut model = config.init_zeros(device);
-    let blocks = std::iter::once(r"(^|\.)embeddings\.".to_string())
-        .chain((0..config.layers.len()).map(|i| format!(r"(^|\.)encoder\.layer\.{i}\.")));
+    let block = |prefix: String| format!(r"(^|\.){}\.", prefix.replace('.', r"\."));
+    let blocks = std::iter::once(block(bert_paths::EMBEDDINGS.to_string()))
+        .chain((0..config.layers.len()).map(|i| block(bert_paths::layer(i))));
     let mut applied = 0;
     for block in blocks {
         let mut store = SafetensorsStore::from_file(path)

@@ -5,8 +5,10 @@
 
 use std::ops::Range;
 
-/// How scale groups are laid out over a `[rows, cols]` weight.
+/// How scale groups are laid out over a `[rows, cols]` weight (the plan's, the quantizer's and
+/// the artifact's: one type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum GroupLayout {
     /// DeepSpeed: `G` contiguous chunks of the row-major tensor. `G` must divide `rows · cols`.
     Chunks(usize),

@@ -8,6 +8,7 @@ use ember_numerics::{MiniFloat, Scheme, code_value};
 
 use crate::artifact::MAX_TOKENIZER_BYTES;
 use crate::model::{ActRange, ActSpec, Architecture, CompressedLinear, CompressedModel, LayerNormParams, Weight};
+use crate::names;
 use crate::quant_tensor::{QuantTensor, Zeros};
 
 /// The dimensions of one layer's weights.
@@ -122,22 +123,12 @@ pub(crate) fn check_model(m: &CompressedModel) -> Vec<String> {
     let a = &m.arch;
     let d = a.d_model;
     let e = &m.embeddings;
-    check_weight(&e.word, "embeddings.word_embeddings", a.vocab_size, d, &mut p);
-    check_weight(
-        &e.position,
-        "embeddings.position_embeddings",
-        a.max_positions,
-        d,
-        &mut p,
-    );
-    check_weight(
-        &e.token_type,
-        "embeddings.token_type_embeddings",
-        a.type_vocab_size,
-        d,
-        &mut p,
-    );
-    check_norm(&e.norm, "embeddings.LayerNorm", d, &mut p);
+    let tables = [&e.word, &e.position, &e.token_type];
+    let rows = [a.vocab_size, a.max_positions, a.type_vocab_size];
+    for ((w, name), rows) in tables.into_iter().zip(names::EMBEDDING_TABLES).zip(rows) {
+        check_weight(w, name, rows, d, &mut p);
+    }
+    check_norm(&e.norm, names::EMBEDDINGS_NORM, d, &mut p);
     if m.layers.len() != dims.len() {
         p.push(format!(
             "the model has {} layers but the architecture lists {}",
@@ -146,24 +137,13 @@ pub(crate) fn check_model(m: &CompressedModel) -> Vec<String> {
         ));
     }
     for (i, (l, dim)) in m.layers.iter().zip(&dims).enumerate() {
-        let shapes = [
-            (dim.attn, d),
-            (dim.attn, d),
-            (dim.attn, d),
-            (d, dim.attn),
-            (dim.d_ff, d),
-            (d, dim.d_ff),
-        ];
+        let shapes = names::layer_linear_shapes(d, dim.attn, dim.d_ff);
         for (lin, (rows, cols)) in l.linears().into_iter().zip(shapes) {
             check_linear(lin, rows, cols, &mut p);
         }
-        check_norm(
-            &l.attn_norm,
-            &format!("encoder.layer.{i}.attention.output.LayerNorm"),
-            d,
-            &mut p,
-        );
-        check_norm(&l.out_norm, &format!("encoder.layer.{i}.output.LayerNorm"), d, &mut p);
+        let [attn_norm, out_norm] = names::LAYER_NORMS.map(|n| names::in_layer(i, n));
+        check_norm(&l.attn_norm, &attn_norm, d, &mut p);
+        check_norm(&l.out_norm, &out_norm, d, &mut p);
     }
     if let Some(t) = &m.tokenizer
         && t.len() as u64 > MAX_TOKENIZER_BYTES

@@ -9,6 +9,7 @@ mod check;
 pub mod cpu;
 pub mod error;
 pub mod model;
+pub mod names;
 pub mod output;
 pub mod packed;
 pub mod quant_tensor;

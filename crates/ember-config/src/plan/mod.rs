@@ -144,17 +144,6 @@ pub enum Params {
     Custom(Value),
 }
 
-/// How weight quantization scales are grouped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Grouping {
-    /// DeepSpeed: the row-major weight split into this many blocks of whole output rows.
-    RowBlocks(u32),
-    /// Ember: one scale per `group_size` consecutive input elements of each row.
-    InputGroups(u32),
-    /// One scale per row (embeddings: per token, as DeepSpeed forces).
-    PerRow,
-}
-
 /// Forward fake-quant (QAT/PTQ) or MoQ (in place after optimizer steps, bits annealed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum QuantMode {
@@ -173,7 +162,10 @@ pub struct WeightQuantPlan {
     /// MoQ period before the first drop (doubles after each).
     pub period: u32,
     pub quantization_type: QuantizationType,
-    pub grouping: Grouping,
+    /// How the scales are grouped: DeepSpeed's `quantize_groups` chunks of the row-major weight,
+    /// Ember's `group_size` input elements of each row, or one per row (embeddings, as DeepSpeed
+    /// forces; and any `group_size` at least as wide as the row).
+    pub layout: GroupLayout,
     pub format: Option<FloatFormat>,
     pub rounding: Rounding,
     /// How each group's range is chosen (integer codes).
@@ -192,22 +184,13 @@ impl WeightQuantPlan {
         )
     }
 
-    /// How the scales are grouped, in the numerics crate's terms.
-    pub fn layout(&self) -> GroupLayout {
-        match self.grouping {
-            Grouping::RowBlocks(g) => GroupLayout::Chunks(g as usize),
-            Grouping::InputGroups(g) => GroupLayout::RowGroups(g as usize),
-            Grouping::PerRow => GroupLayout::PerRow,
-        }
-    }
-
     /// What clean stores for these params under `numerics`: the one description the planner's
     /// bytes and kernel, the quantizer and the runtime all start from.
     pub fn spec(&self, numerics: Numerics) -> WeightSpec {
         WeightSpec {
             scheme: self.scheme(),
             numerics,
-            layout: self.layout(),
+            layout: self.layout,
         }
     }
 
@@ -225,11 +208,11 @@ impl WeightQuantPlan {
             (None, _) if self.quantization_type == QuantizationType::Asymmetric => "asym".into(),
             _ => "sym".into(),
         };
-        let grouping = match self.grouping {
-            Grouping::RowBlocks(1) => "per-tensor".to_string(),
-            Grouping::RowBlocks(g) => format!("rows/{g}"),
-            Grouping::InputGroups(g) => format!("gs{g}"),
-            Grouping::PerRow => "per-row".into(),
+        let grouping = match self.layout {
+            GroupLayout::Chunks(1) => "per-tensor".to_string(),
+            GroupLayout::Chunks(g) => format!("rows/{g}"),
+            GroupLayout::RowGroups(g) => format!("gs{g}"),
+            GroupLayout::PerRow => "per-row".into(),
         };
         let rounding = if self.rounding == Rounding::Gptq { " gptq" } else { "" };
         let clip = if self.clip == Clip::Mse { " mse-clip" } else { "" };

@@ -199,17 +199,17 @@ impl Resolver<'_> {
                 model,
                 |g: &WeightQuantParams, site: &Site| {
                     let bits = g.target_bits.unwrap_or(8);
-                    let grouping = if site.kind == SiteKind::Embedding {
-                        Grouping::PerRow
+                    let layout = if site.kind == SiteKind::Embedding {
+                        GroupLayout::PerRow
                     } else if let Some(gs) = s.group_size.or(g.group_size) {
                         // A group at least as wide as the row is one scale per output row.
                         if gs as usize >= site.shape[1..].iter().product::<usize>() {
-                            Grouping::PerRow
+                            GroupLayout::PerRow
                         } else {
-                            Grouping::InputGroups(gs)
+                            GroupLayout::RowGroups(gs as usize)
                         }
                     } else {
-                        Grouping::RowBlocks(s.quantize_groups)
+                        GroupLayout::Chunks(s.quantize_groups as usize)
                     };
                     Params::WeightQuant(WeightQuantPlan {
                         mode: if s.quantize_weight_in_forward {
@@ -225,7 +225,7 @@ impl Resolver<'_> {
                         },
                         period: g.quantization_period,
                         quantization_type: s.quantization_type,
-                        grouping,
+                        layout,
                         format: s.format.or(g.format),
                         // GPTQ needs a layer's inputs: an embedding lookup has none, it rounds
                         // to nearest.

@@ -360,23 +360,12 @@ impl Manifest {
     /// Every weight: (module name, manifest key path, entry).
     fn weights(&self) -> Vec<(String, String, &WeightEntry)> {
         let e = &self.embeddings;
-        let mut out = vec![
-            (
-                "embeddings.word_embeddings".to_string(),
-                "embeddings.word".to_string(),
-                &e.word,
-            ),
-            (
-                "embeddings.position_embeddings".into(),
-                "embeddings.position".into(),
-                &e.position,
-            ),
-            (
-                "embeddings.token_type_embeddings".into(),
-                "embeddings.token_type".into(),
-                &e.token_type,
-            ),
-        ];
+        let mut out: Vec<(String, String, &WeightEntry)> = crate::names::EMBEDDING_TABLES
+            .iter()
+            .zip(["embeddings.word", "embeddings.position", "embeddings.token_type"])
+            .zip([&e.word, &e.position, &e.token_type])
+            .map(|((name, key), w)| (name.to_string(), key.to_string(), w))
+            .collect();
         for (i, l) in self.layers.iter().enumerate() {
             for (k, lin) in l.linears() {
                 out.push((lin.name.clone(), format!("layers[{i}].{k}.weight"), &lin.weight));
@@ -388,19 +377,16 @@ impl Manifest {
     /// Every weight-bearing module in model order: embeddings, then each layer's six Linears.
     pub fn modules(&self) -> Vec<ModuleSummary> {
         let e = &self.embeddings;
-        let mut out: Vec<ModuleSummary> = [
-            ("embeddings.word_embeddings", &e.word),
-            ("embeddings.position_embeddings", &e.position),
-            ("embeddings.token_type_embeddings", &e.token_type),
-        ]
-        .into_iter()
-        .map(|(name, w)| ModuleSummary {
-            name: name.into(),
-            format: w.format.clone(),
-            bytes: w.tensor_bytes(),
-            kernel: lookup_kernel(w.spec()),
-        })
-        .collect();
+        let mut out: Vec<ModuleSummary> = crate::names::EMBEDDING_TABLES
+            .into_iter()
+            .zip([&e.word, &e.position, &e.token_type])
+            .map(|(name, w)| ModuleSummary {
+                name: name.into(),
+                format: w.format.clone(),
+                bytes: w.tensor_bytes(),
+                kernel: lookup_kernel(w.spec()),
+            })
+            .collect();
         for l in &self.layers {
             for (_, lin) in l.linears() {
                 out.push(ModuleSummary {

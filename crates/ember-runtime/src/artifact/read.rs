@@ -332,14 +332,7 @@ fn check_consistency(m: &Manifest, index: &BTreeMap<String, Entry>, p: &mut Vec<
     check_weight_entry("manifest.embeddings.token_type", &e.token_type, a.type_vocab_size, d, p);
     check_norm_entry("manifest.embeddings.norm", &e.norm, d, p);
     for (i, (l, ld)) in m.layers.iter().zip(&layer_dims).enumerate() {
-        let shapes = [
-            (ld.attn, d),
-            (ld.attn, d),
-            (ld.attn, d),
-            (d, ld.attn),
-            (ld.d_ff, d),
-            (d, ld.d_ff),
-        ];
+        let shapes = crate::names::layer_linear_shapes(d, ld.attn, ld.d_ff);
         for ((k, lin), (rows, cols)) in l.linears().into_iter().zip(shapes) {
             check_linear_entry(&format!("manifest.layers[{i}].{k}"), lin, rows, cols, p);
         }

@@ -19,17 +19,9 @@ use crate::check::check_model;
 use crate::check::join_problems;
 use crate::error::{Result, RuntimeError};
 use crate::model::{CompressedLinear, CompressedModel, LayerNormParams, Weight};
+use crate::names;
 use crate::quant_tensor::{Zeros, row_bytes};
 
-/// Module paths of a layer's six linears, in `Layer::linears` order (HF BERT names).
-const LINEAR_PATHS: [&str; 6] = [
-    "attention.self.query",
-    "attention.self.key",
-    "attention.self.value",
-    "attention.output.dense",
-    "intermediate.dense",
-    "output.dense",
-];
 /// The name of the tokenizer tensor.
 const TOKENIZER_TENSOR: &str = "tokenizer.json.zlib";
 
@@ -141,24 +133,25 @@ pub(crate) fn to_bytes(model: &CompressedModel) -> Result<Vec<u8>> {
     let mut t = Tensors::default();
     let e = &model.embeddings;
     let embeddings = EmbeddingsEntry {
-        word: t.weight("embeddings.word_embeddings", &e.word),
-        position: t.weight("embeddings.position_embeddings", &e.position),
-        token_type: t.weight("embeddings.token_type_embeddings", &e.token_type),
-        norm: t.norm("embeddings.LayerNorm", &e.norm),
+        word: t.weight(names::EMBEDDING_TABLES[0], &e.word),
+        position: t.weight(names::EMBEDDING_TABLES[1], &e.position),
+        token_type: t.weight(names::EMBEDDING_TABLES[2], &e.token_type),
+        norm: t.norm(names::EMBEDDINGS_NORM, &e.norm),
     };
     let mut layers = Vec::with_capacity(model.layers.len());
     for (i, l) in model.layers.iter().enumerate() {
-        let p = |m: &str| format!("encoder.layer.{i}.{m}");
-        let [q, k, v, ao, fi, fo] = LINEAR_PATHS.map(p);
+        let p = |m: &str| names::in_layer(i, m);
+        let [q, k, v, ao, fi, fo] = names::LAYER_LINEARS.map(p);
+        let [attn_norm, out_norm] = names::LAYER_NORMS.map(p);
         layers.push(LayerEntry {
             query: t.linear(&q, &l.query),
             key: t.linear(&k, &l.key),
             value: t.linear(&v, &l.value),
             attn_out: t.linear(&ao, &l.attn_out),
-            attn_norm: t.norm(&p("attention.output.LayerNorm"), &l.attn_norm),
+            attn_norm: t.norm(&attn_norm, &l.attn_norm),
             ffn_in: t.linear(&fi, &l.ffn_in),
             ffn_out: t.linear(&fo, &l.ffn_out),
-            out_norm: t.norm(&p("output.LayerNorm"), &l.out_norm),
+            out_norm: t.norm(&out_norm, &l.out_norm),
         });
     }
     let tokenizer = match &model.tokenizer {
