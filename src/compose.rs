@@ -159,7 +159,7 @@ pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<Compos
     } else {
         Finish::Inference
     };
-    let encoder = compose_encoder_for(&composer, config, loaded, &assets, opts.quiet, &mut events, finish)?;
+    let encoder = compose_encoder(&composer, config, loaded, &assets, opts.quiet, &mut events, finish)?;
     let compose_seconds = start.elapsed().as_secs_f64();
 
     let mut eval = None;
@@ -296,19 +296,6 @@ fn run_eval(
     Ok(report)
 }
 
-/// Attaches `config`'s techniques to a loaded model, calibrates it when a static range needs it,
-/// and returns it ready for inference (quantized weights precomputed), with its tokenizer.
-pub fn compose_encoder(
-    composer: &Composer,
-    config: &EmberConfig,
-    loaded: LoadedModel,
-    assets: &Assets,
-    quiet: bool,
-    events: &mut Events,
-) -> Result<SentenceEncoder, Error> {
-    compose_encoder_for(composer, config, loaded, assets, quiet, events, Finish::Inference)
-}
-
 /// What the composed model is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
@@ -318,8 +305,9 @@ pub enum Finish {
     Clean,
 }
 
-/// [`compose_encoder`], finished for `finish`.
-pub fn compose_encoder_for(
+/// Attaches `config`'s techniques to a loaded model, calibrates it when a static range or GPTQ
+/// needs it (a layer at a time), and finishes it for `finish`, with its tokenizer.
+pub fn compose_encoder(
     composer: &Composer,
     config: &EmberConfig,
     loaded: LoadedModel,

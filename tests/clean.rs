@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use burn::tensor::Tensor;
-use ember::compose::{Finish, compose_encoder_for, registry};
+use ember::compose::{Finish, compose_encoder, registry};
 use ember::eval::load_model;
 use ember::events::Events;
 use ember_core::Composer;
@@ -26,7 +26,7 @@ fn composed_for(config: &str, finish: Finish) -> Bert {
     c.samples = c.samples.min(64);
     let assets = Assets::from_env().unwrap().quiet(true);
     let loaded = load_model("minilm-l6", &assets).unwrap();
-    compose_encoder_for(
+    compose_encoder(
         &Composer::new(registry()),
         &parsed.config,
         loaded,

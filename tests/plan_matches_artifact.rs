@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use ember::compose::{Finish, compose_encoder_for, inventory_for, registry};
+use ember::compose::{Finish, compose_encoder, inventory_for, registry};
 use ember::eval::load_model;
 use ember::events::Events;
 use ember_core::Composer;
@@ -43,7 +43,7 @@ fn plan_bytes_and_kernels_match_inspect_of_the_written_artifact() {
         }
         let loaded = load_model(&config.model.source, &assets).unwrap();
         // Finished as `compose --out` finishes it: for clean only.
-        let encoder = compose_encoder_for(
+        let encoder = compose_encoder(
             &composer,
             config,
             loaded,
