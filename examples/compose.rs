@@ -1,4 +1,5 @@
-//! The main job: compose all-MiniLM-L6-v2 with a recipe, calibrate if the recipe needs it, clean
+//! The main job: compose all-MiniLM-L6-v2 with a recipe, calibrate if the recipe needs it, train
+//! it if the recipe has a `training` section (QAT + distillation, e.g. configs/w4-g64-a8-kd.json), clean
 //! it into packed low-bit storage, write the `.ember` artifact, and evaluate the artifact on
 //! Ember's CPU engine against fp32 (fidelity on 64 reference sentences, Lee, WordSim, SimLex,
 //! polarity probe). Fetches the model and the evaluation data on first use.

@@ -137,12 +137,17 @@ pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<Compos
     }
     // Refuse what cannot run before fetching or loading anything.
     composer.check_supported(config, &plan)?;
+    crate::distill::check_training(config)?;
     events.emit("plan", &plan_event)?;
 
     let assets = Assets::from_env()?.quiet(opts.quiet);
-    // A missing or empty calibration file is reported before the model is fetched or loaded.
+    // A missing or empty calibration or training file is reported before the model is fetched or
+    // loaded.
     if composer.needs_calibration(&plan) {
         calibration_samples(config, &assets)?;
+    }
+    if config.training.is_some() {
+        crate::distill::training_samples(config, &assets)?;
     }
     let loaded = load_model(&source, &assets)?;
     let dir = loaded.dir.clone();
@@ -321,6 +326,9 @@ pub fn compose_encoder(
         tokenizer,
         device,
     } = loaded.encoder;
+    // The teacher of distillation is the original model (its parameters are shared, not copied,
+    // until training replaces the student's).
+    let teacher = config.training.is_some().then(|| model.clone());
     let mut composed = composer.compose(model, config)?;
     events.emit(
         "attached",
@@ -370,6 +378,15 @@ pub fn compose_encoder(
             "calibrated",
             &serde_json::json!({ "batches": n_batches, "sentences": sentences.len() }),
         )?;
+    }
+    if let Some(teacher) = teacher {
+        let samples = crate::distill::training_samples(config, assets)?;
+        let batches = crate::distill::training_batches(config, &samples, &loaded.dir.join("tokenizer.json"))?;
+        let student = std::mem::replace(&mut composed.model, teacher.clone());
+        let (trained, report) = crate::distill::distill(student, &teacher, config, &batches, quiet, events)?;
+        composed.model = trained;
+        drop(teacher);
+        events.emit("trained", &serde_json::to_value(&report).unwrap_or_default())?;
     }
     let composed = match finish {
         Finish::Inference => composed.into_inference()?,

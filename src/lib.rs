@@ -12,6 +12,7 @@
 
 pub mod cli;
 pub mod compose;
+pub mod distill;
 mod error;
 pub mod eval;
 pub mod events;

@@ -54,9 +54,9 @@ pub fn builtin_technique(key: &str) -> Option<&'static TechniqueFacts> {
 
 const CT: &str = "/compression_training";
 
-/// Why a config needs Ember's training loop: `(JSON pointer, reason)` per use that does. A
-/// schedule that starts after step 0, MoQ, a learned (non-`l1`) mask, distillation losses.
-pub fn training_reasons(cfg: &EmberConfig) -> Vec<(String, String)> {
+/// The uses of techniques that change during training, `(JSON pointer, reason)` each: a schedule
+/// that starts after step 0, MoQ, a learned (non-`l1`) mask. They need the per-step lifecycle.
+pub fn scheduled_reasons(cfg: &EmberConfig) -> Vec<(String, String)> {
     let ct = &cfg.compression_training;
     let mut reasons: Vec<(String, String)> = Vec::new();
     let offset = |key: &str, enabled: bool, offset: u64, reasons: &mut Vec<(String, String)>| {
@@ -131,6 +131,13 @@ pub fn training_reasons(cfg: &EmberConfig) -> Vec<(String, String)> {
         offset(key, enabled, start, &mut reasons);
         learned(key, enabled, method, &mut reasons);
     }
+    reasons
+}
+
+/// Every reason `cfg` needs the training loop (with the JSON pointer of the key that asks for
+/// it): the [`scheduled_reasons`] and distillation losses.
+pub fn training_reasons(cfg: &EmberConfig) -> Vec<(String, String)> {
+    let mut reasons = scheduled_reasons(cfg);
     if let Some(d) = &cfg.distillation
         && !d.losses.is_empty()
     {

@@ -124,10 +124,8 @@ pub(crate) fn validate(
     }
     distillation(cfg, errors);
     calibration(&cfg.calibration, errors);
-    if let Some(t) = &cfg.training
-        && !(t.lr > 0.0 && t.lr.is_finite())
-    {
-        errors.push(ConfigError::range("/training/lr", t.lr, "> 0"));
+    if let Some(t) = &cfg.training {
+        training(t, errors);
     }
     needs_training(cfg, errors);
 }
@@ -354,17 +352,48 @@ fn calibration(c: &Calibration, errors: &mut Vec<ConfigError>) {
             "0 < percentile <= 100",
         ));
     }
-    if let Some(name) = c.data.strip_prefix("builtin:")
-        && !BUILTIN_TEXTS.contains(&c.data.as_str())
+    builtin_text("/calibration/data", &c.data, errors);
+}
+
+/// A `builtin:` text source must be one Ember has.
+fn builtin_text(pointer: &str, data: &str, errors: &mut Vec<ConfigError>) {
+    if let Some(name) = data.strip_prefix("builtin:")
+        && !BUILTIN_TEXTS.contains(&data)
     {
         let names: Vec<&str> = BUILTIN_TEXTS.iter().map(|b| &b[8..]).collect();
         errors.push(ConfigError::NotOneOf {
-            pointer: "/calibration/data".into(),
-            value: c.data.clone(),
+            pointer: pointer.into(),
+            value: data.to_string(),
             allowed: BUILTIN_TEXTS.iter().map(|s| s.to_string()).collect(),
             suggestion: crate::suggest::did_you_mean(name, names).map(|s| format!("builtin:{s}")),
         });
     }
+}
+
+fn training(t: &Training, errors: &mut Vec<ConfigError>) {
+    if !(t.lr > 0.0 && t.lr.is_finite()) {
+        errors.push(ConfigError::range("/training/lr", t.lr, "> 0"));
+    }
+    if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
+        errors.push(ConfigError::range("/training/weight_decay", t.weight_decay, ">= 0"));
+    }
+    if t.warmup_steps >= t.steps {
+        errors.push(ConfigError::invalid(
+            "/training/warmup_steps",
+            format!(
+                "warmup of {} steps does not end before training does ({} steps)",
+                t.warmup_steps, t.steps
+            ),
+        ));
+    }
+    if t.max_seq_len < 2 {
+        errors.push(ConfigError::range(
+            "/training/max_seq_len",
+            t.max_seq_len as f64,
+            ">= 2 ([CLS] and [SEP])",
+        ));
+    }
+    builtin_text("/training/data", &t.data, errors);
 }
 
 /// Techniques whose schedule starts after step 0, MoQ, learnable (topk) masks and distillation

@@ -130,21 +130,27 @@ impl Composer {
             }
         };
         if plan.layers.is_some() {
-            add("layer_reduction: building the student needs Ember's training loop, which is not built yet".into());
+            add("layer_reduction: building the student (keeping and renaming layers) is not built yet".into());
         }
-        if let Some(d) = &config.distillation {
-            if !d.losses.is_empty() {
-                add("distillation: losses need Ember's training loop, which is not built yet".into());
-            }
-            if d.layerwise.as_ref().is_some_and(|l| l.enabled) {
-                add("distillation.layerwise (LKD): the layer-by-layer trainer is not built yet".into());
-            }
+        if let Some(d) = &config.distillation
+            && d.layerwise.as_ref().is_some_and(|l| l.enabled)
+        {
+            add("distillation.layerwise (LKD): the layer-by-layer trainer is not built yet".into());
         }
-        for (pointer, why) in ember_config::training_reasons(config) {
-            add(format!("{pointer}: {why}, and Ember's training loop is not built yet"));
+        // Training itself runs (QAT + distillation); techniques that change with the step do not.
+        for (pointer, why) in ember_config::scheduled_reasons(config) {
+            add(format!(
+                "{pointer}: {why}; techniques that change during training (the per-step lifecycle) are not built yet"
+            ));
         }
-        if config.training.is_some() {
-            add("training: Ember's training loop is not built yet".into());
+        if config.training.is_some()
+            && plan
+                .modules
+                .iter()
+                .filter_map(|m| m.weight_quant())
+                .any(|w| w.rounding == ember_config::types::Rounding::Gptq)
+        {
+            add("rounding: gptq with training: GPTQ's codes would stay fixed while the weights train; train from round-to-nearest (`rounding: nearest`)".into());
         }
         for module in &plan.modules {
             for applied in &module.techniques {

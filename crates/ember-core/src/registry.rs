@@ -21,7 +21,7 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-const TRAINING: &str = "it needs Ember's training loop, which is not built yet";
+const PRUNING: &str = "pruning masks (and slicing what they remove) are not built yet";
 
 impl Registry {
     /// An empty registry.
@@ -35,7 +35,7 @@ impl Registry {
         r.register(WeightQuantization);
         r.register(ActivationQuantization);
         for facts in [SPARSE_PRUNING, ROW_PRUNING, HEAD_PRUNING] {
-            r.register(NotYet { facts, why: TRAINING });
+            r.register(NotYet { facts, why: PRUNING });
         }
         r.register(NotYet {
             facts: CHANNEL_PRUNING,

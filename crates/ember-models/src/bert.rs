@@ -368,20 +368,47 @@ impl Bert {
     /// On out-of-range ids or a sequence longer than `max_positions` (burn's lookup panics);
     /// [`Bert::encode`] validates a [`crate::Batch`] first and returns an error instead.
     pub fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>) -> EncoderOutput {
+        self.run(input_ids, attention_mask, false).0
+    }
+
+    /// [`Bert::forward`], also returning every encoder layer's output hidden states
+    /// (`[batch, seq, d_model]` each, in layer order): the taps hidden-state distillation reads.
+    /// Without the request nothing is kept.
+    pub fn forward_with_hidden(
+        &self,
+        input_ids: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+    ) -> (EncoderOutput, Vec<Tensor<3>>) {
+        self.run(input_ids, attention_mask, true)
+    }
+
+    fn run(
+        &self,
+        input_ids: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+        taps: bool,
+    ) -> (EncoderOutput, Vec<Tensor<3>>) {
         let [batch, seq] = input_ids.dims();
         let token_types = Tensor::<2, Int>::zeros([batch, seq], &input_ids.device());
         let mut x = self.embeddings.forward(input_ids, token_types);
         let mask = attention_bias_mask(attention_mask.clone());
+        let mut hidden = Vec::new();
         for layer in &self.encoder.layer {
             x = layer.forward(x, mask.clone());
+            if taps {
+                hidden.push(x.clone());
+            }
         }
         let mean_pooled = mean_pool(x.clone(), attention_mask);
         let embedding = l2_normalize(mean_pooled.clone());
-        EncoderOutput {
-            last_hidden_state: x,
-            mean_pooled,
-            embedding,
-        }
+        (
+            EncoderOutput {
+                last_hidden_state: x,
+                mean_pooled,
+                embedding,
+            },
+            hidden,
+        )
     }
 
     /// Validates a tokenized batch against the model (ids in range, length within
@@ -390,6 +417,17 @@ impl Bert {
         self.validate(batch)?;
         let (ids, mask) = batch.to_tensors(device);
         Ok(self.forward(ids, mask))
+    }
+
+    /// [`Bert::encode`] with every layer's hidden states ([`Bert::forward_with_hidden`]).
+    pub fn encode_with_hidden(
+        &self,
+        batch: &crate::Batch,
+        device: &Device,
+    ) -> crate::Result<(EncoderOutput, Vec<Tensor<3>>)> {
+        self.validate(batch)?;
+        let (ids, mask) = batch.to_tensors(device);
+        Ok(self.forward_with_hidden(ids, mask))
     }
 
     fn validate(&self, batch: &crate::Batch) -> crate::Result<()> {

@@ -178,7 +178,7 @@ impl fmt::Display for Plan {
             "{touched} of {} modules compressed; {}",
             self.modules.len(),
             if self.needs_training {
-                "needs the training loop"
+                "trained (the `training` section)"
             } else {
                 "post-training (calibration only)"
             }

@@ -1,0 +1,171 @@
+//! `compose` on a training recipe (QAT + distillation): a few real steps on MiniLM write an
+//! artifact and one event per step with finite loss terms; configs and training text it cannot
+//! use are refused before the model is loaded, each with its message and exit code.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ember(args: &[&str], cache: Option<&Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ember"));
+    cmd.args(args).current_dir(root());
+    if let Some(c) = cache {
+        cmd.env("EMBER_CACHE", c);
+    }
+    cmd.output().expect("ember runs")
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ember-train-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The KD recipe with `edit` applied, written to `dir/name`.
+fn recipe(dir: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("configs/w4-g64-a8-kd.json")).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+    cfg.as_object_mut().unwrap().remove("$schema");
+    edit(&mut cfg);
+    let path = dir.join(name);
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn a_few_distillation_steps_write_an_artifact_and_their_events() {
+    let dir = temp_dir("run");
+    let cfg = recipe(&dir, "kd.json", |c| {
+        c["training"]["steps"] = 3.into();
+        c["training"]["warmup_steps"] = 1.into();
+        c["training"]["batch_size"] = 4.into();
+        c["training"]["max_seq_len"] = 32.into();
+    });
+    let (out, events) = (dir.join("kd.ember"), dir.join("events.jsonl"));
+    let run = ember(
+        &[
+            "compose",
+            "--quiet",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--events",
+            events.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(std::fs::metadata(&out).unwrap().len() > 1_000_000);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let steps: Vec<&serde_json::Value> = lines.iter().filter(|e| e["event"] == "train_step").collect();
+    assert_eq!(steps.len(), 3, "{lines:?}");
+    for (i, s) in steps.iter().enumerate() {
+        assert_eq!(s["step"], i);
+        let terms = s["terms"].as_object().unwrap();
+        assert_eq!(terms.keys().collect::<Vec<_>>(), ["embedding_cosine", "hidden_mse"]);
+        let total: f64 = terms.values().map(|v| v.as_f64().unwrap()).sum();
+        // Both terms weigh 1: the loss is their sum, positive (the W4A8 student is not the teacher).
+        assert!(
+            (s["loss"].as_f64().unwrap() - total).abs() < 1e-5 * total.max(1e-9),
+            "{s}"
+        );
+        assert!(total > 0.0 && total.is_finite());
+        assert!(s["lr"].as_f64().unwrap() > 0.0 && s["grad_norm"].as_f64().unwrap() > 0.0);
+    }
+    // The warmup: the first step runs at half the peak, the second at the peak.
+    assert!((steps[0]["lr"].as_f64().unwrap() - 2.5e-5).abs() < 1e-12);
+    assert!((steps[1]["lr"].as_f64().unwrap() - 5e-5).abs() < 1e-12);
+    assert!(lines.iter().any(|e| e["event"] == "trained"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn training_configs_and_text_it_cannot_use_are_refused_before_any_work() {
+    let dir = temp_dir("refused");
+    // No model cache at all: every refusal must come before the model is fetched.
+    let no_cache = dir.join("no-cache");
+    let tiny = dir.join("tiny.txt");
+    std::fs::write(&tiny, "One short sentence here. And a second one.\n").unwrap();
+    let leaked = dir.join("leaked.txt");
+    let reference = std::fs::read_to_string(root().join("tests/data/reference/minilm_l6_reference.json")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(&reference).unwrap();
+    let sentence = first["items"][0]["text"].as_str().unwrap().to_string();
+    std::fs::write(
+        &leaked,
+        format!(
+            "{}\n",
+            "A harmless line of text. ".repeat(40) + &sentence.to_uppercase()
+        ),
+    )
+    .unwrap();
+    let cases: Vec<(&str, PathBuf, i32, String)> = vec![
+        (
+            "training without distillation losses",
+            recipe(&dir, "nolosses.json", |c| {
+                c.as_object_mut().unwrap().remove("distillation");
+            }),
+            3,
+            "training without distillation losses".into(),
+        ),
+        (
+            "an attention-score loss",
+            recipe(&dir, "attn.json", |c| {
+                c["distillation"]["losses"] = serde_json::json!([{"kind": "attention_mse"}])
+            }),
+            3,
+            "distillation loss `attention_mse`: the attention-score taps are not built yet".into(),
+        ),
+        (
+            "GPTQ rounding with training",
+            recipe(&dir, "gptq.json", |c| {
+                c["compression_training"]["weight_quantization"]["shared_parameters"]["rounding"] = "gptq".into()
+            }),
+            3,
+            "rounding: gptq with training".into(),
+        ),
+        (
+            "a training file that does not exist",
+            recipe(&dir, "missing.json", |c| {
+                c["training"]["data"] = dir.join("nope.txt").display().to_string().into()
+            }),
+            4,
+            "nope.txt".into(),
+        ),
+        (
+            "a corpus smaller than one batch",
+            recipe(&dir, "tiny.json", |c| {
+                c["training"]["data"] = tiny.display().to_string().into()
+            }),
+            1,
+            "2 sentences, fewer than one batch of training.batch_size = 16".into(),
+        ),
+        (
+            "a corpus holding an evaluation sentence",
+            recipe(&dir, "leak.json", |c| {
+                c["training"]["data"] = leaked.display().to_string().into()
+            }),
+            1,
+            "contains the evaluation sentence".into(),
+        ),
+    ];
+    for (what, cfg, code, phrase) in cases {
+        let out = ember(
+            &["compose", "--quiet", "--config", cfg.to_str().unwrap()],
+            Some(&no_cache),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{what}: {stderr}");
+        assert!(stderr.contains(&phrase), "{what}: wants `{phrase}`, got: {stderr}");
+    }
+    assert!(!no_cache.exists(), "a refusal fetched something");
+    let _ = std::fs::remove_dir_all(&dir);
+}
