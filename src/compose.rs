@@ -32,6 +32,10 @@ pub struct ComposeOptions {
     pub quiet: bool,
     /// JSON-lines event log.
     pub events: Option<PathBuf>,
+    /// Training checkpoint (default: the artifact's path with `.ckpt` appended).
+    pub checkpoint: Option<PathBuf>,
+    /// Continue the training run saved in the checkpoint.
+    pub resume: bool,
 }
 
 /// What a compose run produced.
@@ -120,6 +124,28 @@ pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<Compos
         reads.extend(opts.events.as_deref());
         crate::fsutil::check_output(out, &reads)?;
     }
+    // The training checkpoint follows the same rules (a resumed run reads and rewrites it).
+    let checkpoint = config.training.as_ref().and(
+        opts.checkpoint
+            .clone()
+            .or_else(|| out.as_ref().map(|o| crate::distill::default_checkpoint(o))),
+    );
+    if let Some(ckpt) = &checkpoint {
+        let mut others = inputs.clone();
+        others.extend(opts.events.as_deref());
+        others.extend(out.as_deref());
+        crate::fsutil::check_output(ckpt, &others)?;
+        if opts.resume && !ckpt.is_file() {
+            return Err(Error::Other(format!(
+                "--resume: no checkpoint at {} (a run writes one every training.checkpoint_every steps)",
+                ckpt.display()
+            )));
+        }
+    } else if opts.resume {
+        return Err(Error::Other(
+            "--resume continues a training run: the config has no `training` section, or there is no --checkpoint / --out".into(),
+        ));
+    }
     let composer = Composer::new(registry.clone());
     let plan = composer.plan(config, &inventory_for(&source)?)?;
     let mut warnings = parsed.warnings.clone();
@@ -164,7 +190,14 @@ pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<Compos
     } else {
         Finish::Inference
     };
-    let encoder = compose_encoder(&composer, config, loaded, &assets, opts.quiet, &mut events, finish)?;
+    let run = EncoderRun {
+        quiet: opts.quiet,
+        events: &mut events,
+        finish,
+        checkpoint,
+        resume: opts.resume,
+    };
+    let encoder = compose_encoder(&composer, config, loaded, &assets, run)?;
     let compose_seconds = start.elapsed().as_secs_f64();
 
     let mut eval = None;
@@ -301,6 +334,32 @@ fn run_eval(
     Ok(report)
 }
 
+/// How [`compose_encoder`] runs: progress, events, what the model is finished for, and where a
+/// training run keeps its checkpoint.
+pub struct EncoderRun<'a> {
+    pub quiet: bool,
+    pub events: &'a mut Events,
+    pub finish: Finish,
+    /// Where training writes its checkpoint every `training.checkpoint_every` steps (none: no
+    /// checkpoints).
+    pub checkpoint: Option<PathBuf>,
+    /// Continue the training run of `checkpoint` instead of starting afresh.
+    pub resume: bool,
+}
+
+impl<'a> EncoderRun<'a> {
+    /// A quiet-or-not run finished for `finish`, without checkpoints.
+    pub fn new(quiet: bool, events: &'a mut Events, finish: Finish) -> EncoderRun<'a> {
+        EncoderRun {
+            quiet,
+            events,
+            finish,
+            checkpoint: None,
+            resume: false,
+        }
+    }
+}
+
 /// What the composed model is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
@@ -317,10 +376,15 @@ pub fn compose_encoder(
     config: &EmberConfig,
     loaded: LoadedModel,
     assets: &Assets,
-    quiet: bool,
-    events: &mut Events,
-    finish: Finish,
+    run: EncoderRun<'_>,
 ) -> Result<SentenceEncoder, Error> {
+    let EncoderRun {
+        quiet,
+        events,
+        finish,
+        checkpoint,
+        resume,
+    } = run;
     let SentenceEncoder {
         model,
         tokenizer,
@@ -383,7 +447,12 @@ pub fn compose_encoder(
         let samples = crate::distill::training_samples(config, assets)?;
         let batches = crate::distill::training_batches(config, &samples, &loaded.dir.join("tokenizer.json"))?;
         let student = std::mem::replace(&mut composed.model, teacher.clone());
-        let (trained, report) = crate::distill::distill(student, &teacher, config, &batches, quiet, events)?;
+        let saving = crate::distill::Checkpointing {
+            path: checkpoint,
+            resume,
+            fingerprint: crate::distill::fingerprint(config, &teacher),
+        };
+        let (trained, report) = crate::distill::distill(student, &teacher, config, &batches, &saving, quiet, events)?;
         composed.model = trained;
         drop(teacher);
         events.emit("trained", &serde_json::to_value(&report).unwrap_or_default())?;

@@ -8,6 +8,7 @@
 //! the scheduled rate). Progress shows the loss terms, lr, steps/s and ETA; `--events` gets one
 //! line per logged step.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
@@ -130,13 +131,43 @@ pub fn training_batches(
     Ok(text_data::length_batches(&tokenizer, samples, t.batch_size as usize)?)
 }
 
+/// Where a run keeps its checkpoint, and whether it continues one.
+#[derive(Debug, Clone)]
+pub struct Checkpointing {
+    /// Written every `training.checkpoint_every` steps, atomically; `None`: no checkpoints.
+    pub path: Option<PathBuf>,
+    /// Continue from `path` (which must hold a checkpoint of this run).
+    pub resume: bool,
+    /// The run's identity ([`fingerprint`]).
+    pub fingerprint: String,
+}
+
+/// The checkpoint next to an artifact: `model.ember` → `model.ember.ckpt`.
+pub fn default_checkpoint(out: &Path) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(".ckpt");
+    PathBuf::from(name)
+}
+
+/// A run's identity: the config (every key that shapes the result) and the teacher model (name
+/// and shapes). A checkpoint of another run is refused.
+pub fn fingerprint(config: &EmberConfig, teacher: &Bert) -> String {
+    use sha2::Digest;
+    let mut sha = sha2::Sha256::new();
+    sha.update(serde_json::to_vec(config).unwrap_or_default());
+    sha.update(format!("{:?}", teacher.config()).as_bytes());
+    sha.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
 /// Trains `student` (a composed model on the plain CPU device) to match `teacher` for
-/// `training.steps` optimizer steps; returns it on the plain device.
+/// `training.steps` optimizer steps (from the checkpoint's step when resuming); returns it on the
+/// plain device.
 pub fn distill(
     student: Bert,
     teacher: &Bert,
     config: &EmberConfig,
     batches: &[Batch],
+    saving: &Checkpointing,
     quiet: bool,
     events: &mut Events,
 ) -> Result<(Bert, DistillReport), Error> {
@@ -157,15 +188,37 @@ pub fn distill(
     let plain = Device::flex();
     let device = Device::flex().autodiff();
     plain.seed(t.seed);
-    let mut student = student.fork(&device).train();
-    let mut trainer = Trainer::new(TrainSettings::from_config(t));
+    let student = student.fork(&device).train();
+    let (mut trainer, mut student) = match (&saving.path, saving.resume) {
+        (Some(path), true) => {
+            let checkpoint = ember_train::Checkpoint::read(path).map_err(|e| Error::Other(format!("--resume: {e}")))?;
+            let resumed = Trainer::resume(TrainSettings::from_config(t), student, &checkpoint, &saving.fingerprint)
+                .map_err(|e| Error::Other(format!("--resume {}: {e}", path.display())))?;
+            events.emit("resumed", &serde_json::json!({ "step": checkpoint.step, "path": path }))?;
+            resumed
+        }
+        (None, true) => {
+            return Err(Error::Other(
+                "--resume needs a checkpoint (--checkpoint or --out)".into(),
+            ));
+        }
+        (_, false) => (Trainer::new(TrainSettings::from_config(t)), student),
+    };
+    let first_step = trainer.steps_done();
+    if first_step > t.steps {
+        return Err(Error::Other(format!(
+            "the checkpoint is at step {first_step}, past training.steps = {}",
+            t.steps
+        )));
+    }
     let order = epoch_order(batches.len(), t.seed, t.steps);
     let hidden_needed = losses.iter().any(|l| l.kind == LossKind::HiddenMse);
     let bar = crate::progress::progress_bar(t.steps, "distilling", quiet);
+    bar.set_position(first_step);
     let log_every = (t.steps / 200).max(1);
     let start = Instant::now();
     let mut history = Vec::with_capacity(t.steps as usize);
-    for step in 0..t.steps {
+    for step in first_step..t.steps {
         let batch = &batches[order[step as usize]];
         let (t_out, t_hidden) = if hidden_needed {
             teacher.encode_with_hidden(batch, &plain)?
@@ -220,13 +273,27 @@ pub fn distill(
         student = next;
         history.push(loss_value);
         bar.set_position(step + 1);
-        let rate = (step + 1) as f64 / start.elapsed().as_secs_f64().max(1e-9);
+        let rate = (step + 1 - first_step) as f64 / start.elapsed().as_secs_f64().max(1e-9);
         let shown: Vec<String> = terms.iter().map(|(k, v)| format!("{k} {v:.5}")).collect();
         bar.set_message(format!(
             "distilling: loss {loss_value:.5} ({}), lr {:.2e}, {rate:.2} steps/s",
             shown.join(", "),
             report.lr
         ));
+        if let Some(path) = &saving.path
+            && t.checkpoint_every > 0
+            && (step + 1) % t.checkpoint_every == 0
+            && step + 1 < t.steps
+        {
+            let bytes = trainer
+                .checkpoint(&student, &saving.fingerprint)
+                .map_err(Error::Other)?;
+            ember_train::Checkpoint::write(path, &bytes).map_err(Error::Other)?;
+            events.emit(
+                "checkpoint",
+                &serde_json::json!({ "step": step + 1, "path": path, "bytes": bytes.len() }),
+            )?;
+        }
         if step % log_every == 0 || step + 1 == t.steps {
             events.emit(
                 "train_step",
@@ -242,10 +309,13 @@ pub fn distill(
         }
     }
     bar.finish_and_clear();
+    if history.is_empty() {
+        history.push(f64::NAN);
+    }
     let tenth = (history.len() / 10).max(1);
     let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;
     let report = DistillReport {
-        steps: t.steps,
+        steps: t.steps - first_step,
         first_loss: mean(&history[..tenth]),
         last_loss: mean(&history[history.len() - tenth..]),
         seconds: start.elapsed().as_secs_f64(),

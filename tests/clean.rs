@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use burn::tensor::Tensor;
-use ember::compose::{Finish, compose_encoder, registry};
+use ember::compose::{EncoderRun, Finish, compose_encoder, registry};
 use ember::eval::load_model;
 use ember::events::Events;
 use ember_core::Composer;
@@ -31,9 +31,7 @@ fn composed_for(config: &str, finish: Finish) -> Bert {
         &parsed.config,
         loaded,
         &assets,
-        true,
-        &mut Events::open(None, &[]).unwrap(),
-        finish,
+        EncoderRun::new(true, &mut Events::open(None, &[]).unwrap(), finish),
     )
     .unwrap()
     .model

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use ember::compose::{Finish, compose_encoder, registry};
+use ember::compose::{EncoderRun, Finish, compose_encoder, registry};
 use ember::eval::{ReferenceEmbeddings, load_model};
 use ember::events::Events;
 use ember_core::Composer;
@@ -22,9 +22,7 @@ fn cosines(config: &str) -> (f64, f64) {
         &parsed.config,
         loaded,
         &assets,
-        true,
-        &mut Events::open(None, &[]).unwrap(),
-        Finish::Inference,
+        EncoderRun::new(true, &mut Events::open(None, &[]).unwrap(), Finish::Inference),
     )
     .unwrap();
     let got = encoder.embed(&reference.texts, 16).unwrap();

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use ember::compose::{Finish, compose_encoder, inventory_for, registry};
+use ember::compose::{EncoderRun, Finish, compose_encoder, inventory_for, registry};
 use ember::eval::load_model;
 use ember::events::Events;
 use ember_core::Composer;
@@ -48,9 +48,7 @@ fn plan_bytes_and_kernels_match_inspect_of_the_written_artifact() {
             config,
             loaded,
             &assets,
-            true,
-            &mut Events::open(None, &[]).unwrap(),
-            Finish::Clean,
+            EncoderRun::new(true, &mut Events::open(None, &[]).unwrap(), Finish::Clean),
         )
         .unwrap();
         let cleaned = clean(

@@ -169,3 +169,83 @@ fn training_configs_and_text_it_cannot_use_are_refused_before_any_work() {
     assert!(!no_cache.exists(), "a refusal fetched something");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_resumed_run_continues_the_interrupted_one_and_refuses_another_runs_checkpoint() {
+    let dir = temp_dir("resume");
+    let cfg = recipe(&dir, "kd.json", |c| {
+        c["training"]["steps"] = 4.into();
+        c["training"]["warmup_steps"] = 1.into();
+        c["training"]["batch_size"] = 4.into();
+        c["training"]["max_seq_len"] = 24.into();
+        c["training"]["checkpoint_every"] = 2.into();
+    });
+    let out = dir.join("kd.ember");
+    let ckpt = dir.join("kd.ember.ckpt");
+    let steps = |events: &Path| -> Vec<(u64, f64)> {
+        std::fs::read_to_string(events)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e["event"] == "train_step")
+            .map(|e| (e["step"].as_u64().unwrap(), e["loss"].as_f64().unwrap()))
+            .collect()
+    };
+    let compose = |cfg: &Path, events: &Path, resume: bool| {
+        let mut args = vec![
+            "compose",
+            "--quiet",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--events",
+            events.to_str().unwrap(),
+        ];
+        if resume {
+            args.push("--resume");
+        }
+        ember(&args, None)
+    };
+    // The whole run: 4 steps, a checkpoint after step 2 (kept: the interrupted state).
+    let all = dir.join("all.jsonl");
+    let run = compose(&cfg, &all, false);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(ckpt.is_file());
+    let whole = steps(&all);
+    assert_eq!(whole.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    // A new process continues from step 2 and ends where the whole run ended.
+    let rest = dir.join("rest.jsonl");
+    let run = compose(&cfg, &rest, true);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let resumed = steps(&rest);
+    assert_eq!(resumed.iter().map(|s| s.0).collect::<Vec<_>>(), [2, 3]);
+    for ((_, a), (_, b)) in resumed.iter().zip(&whole[2..]) {
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs(),
+            "resumed {resumed:?} vs whole {whole:?}"
+        );
+    }
+    // Another config (another lr) may not resume this checkpoint; a damaged one is refused.
+    let other = recipe(&dir, "other.json", |c| {
+        c["training"]["steps"] = 4.into();
+        c["training"]["lr"] = 1e-4.into();
+        c["training"]["warmup_steps"] = 1.into();
+        c["training"]["batch_size"] = 4.into();
+    });
+    let run = compose(&other, &dir.join("x.jsonl"), true);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && stderr.contains("belongs to another run"),
+        "{stderr}"
+    );
+    let bytes = std::fs::read(&ckpt).unwrap();
+    std::fs::write(&ckpt, &bytes[..bytes.len() / 2]).unwrap();
+    let run = compose(&cfg, &dir.join("y.jsonl"), true);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && stderr.contains("truncated or corrupt"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

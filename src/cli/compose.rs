@@ -32,6 +32,13 @@ pub struct ComposeArgs {
     /// Also write progress events as JSON lines to this file.
     #[arg(long)]
     pub events: Option<PathBuf>,
+    /// Training checkpoint, written every `training.checkpoint_every` steps (default: the
+    /// artifact's path with `.ckpt` appended).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Continue the training run saved in the checkpoint (same config and model).
+    #[arg(long)]
+    pub resume: bool,
 }
 
 pub fn run(args: &ComposeArgs, quiet: bool) -> Result<(), Error> {
@@ -43,6 +50,8 @@ pub fn run(args: &ComposeArgs, quiet: bool) -> Result<(), Error> {
         eval: args.eval,
         quiet,
         events: args.events.clone(),
+        checkpoint: args.checkpoint.clone(),
+        resume: args.resume,
     };
     if !quiet && !args.dry_run && !args.json {
         // The plan first, so the user sees what will happen before the work starts.

@@ -8,16 +8,20 @@
 //!   root, decoupled weight decay) and no decay on biases and LayerNorms; one
 //!   [`optimizer::Trainer::step`] = backward → clip → AdamW at the scheduled rate.
 //!
+//! - [`checkpoint`]: model + optimizer state + step in one atomically written, digested file;
+//!   a resumed run continues exactly.
 //! - [`losses`]: distillation terms (embedding cosine and MSE, hidden-state MSE over real tokens).
 //!
 //! The crate knows optimizers, schedules and losses, not BERT: the model is any burn `Module`, the loss
 //! any scalar tensor on an autodiff device.
 
+pub mod checkpoint;
 pub mod clip;
 pub mod losses;
 pub mod optimizer;
 pub mod schedule;
 
+pub use checkpoint::Checkpoint;
 pub use clip::{clip_global_norm, global_norm};
 pub use optimizer::{StepReport, TrainSettings, Trainer};
 pub use schedule::Schedule;

@@ -11,6 +11,7 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 use ember_config::types::Training;
 
+use crate::checkpoint::Checkpoint;
 use crate::clip::clip_global_norm;
 use crate::schedule::Schedule;
 
@@ -98,6 +99,28 @@ impl Trainer {
     /// Optimizer steps taken so far.
     pub fn steps_done(&self) -> u64 {
         self.step
+    }
+
+    /// The bytes of a checkpoint of `model` and this optimizer (see [`Checkpoint`]).
+    pub fn checkpoint<M: Module>(&self, model: &M, fingerprint: &str) -> Result<Vec<u8>, String> {
+        Checkpoint::encode(model, &self.optim, self.step, fingerprint)
+    }
+
+    /// Continues a run from `checkpoint`: `model` (same structure) gets its parameters, a new
+    /// trainer with `settings` gets its optimizer state and step. Refuses a checkpoint of
+    /// another run.
+    pub fn resume<M: Module>(
+        settings: TrainSettings,
+        model: M,
+        checkpoint: &Checkpoint,
+        fingerprint: &str,
+    ) -> Result<(Trainer, M), String> {
+        checkpoint.check_fingerprint(fingerprint)?;
+        let model = checkpoint.restore_model(model)?;
+        let mut trainer = Trainer::new(settings);
+        trainer.optim = checkpoint.restore_optimizer(trainer.optim)?;
+        trainer.step = checkpoint.step;
+        Ok((trainer, model))
     }
 
     /// One optimizer step on `model` for `loss` (a scalar on an autodiff device): backward,

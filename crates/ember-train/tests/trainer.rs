@@ -203,3 +203,117 @@ fn distillation_into_a_ternary_student_lowers_the_loss() {
         max_diff(&exact, &unquantized)
     );
 }
+
+/// A composed ternary student of `teacher` on the autodiff device.
+fn ternary_student(teacher: &ember_models::Bert, device: &Device) -> ember_models::Bert {
+    use ember_config::{Catalog, parse_config};
+    use ember_core::{Composer, Registry};
+    let config = parse_config(
+        r#"{"compression_training": {"weight_quantization": {
+            "shared_parameters": {"enabled": true, "quantize_weight_in_forward": true, "group_size": 16},
+            "different_groups": {"w2": {"params": {"start_bits": 2, "target_bits": 2},
+                                        "modules": ["attention", "intermediate", "layer.\\d+.output.dense"]}}}}}"#,
+        &Catalog::builtin_only(),
+    )
+    .unwrap()
+    .config;
+    Composer::new(Registry::with_builtins())
+        .compose(teacher.clone(), &config)
+        .unwrap()
+        .model
+        .fork(device)
+        .train()
+}
+
+/// `steps` KD steps (embedding cosine) on fixed batches, starting at the trainer's step.
+fn kd_steps(
+    mut student: ember_models::Bert,
+    trainer: &mut Trainer,
+    teacher: &ember_models::Bert,
+    steps: u64,
+    device: &Device,
+) -> (ember_models::Bert, Vec<f32>) {
+    let plain = Device::flex();
+    let mut losses = Vec::new();
+    for _ in 0..steps {
+        let b = batch(4, 8, 100 + trainer.steps_done() % 3);
+        let target = teacher.encode(&b, &plain).unwrap().embedding.into_data();
+        let out = student.encode(&b, device).unwrap();
+        let loss = ember_train::losses::embedding_cosine(out.embedding, Tensor::<2>::from_data(target, device));
+        losses.push(loss.clone().inner().into_scalar::<f32>());
+        student = trainer.step(student, loss).0;
+    }
+    (student, losses)
+}
+
+#[test]
+fn a_resumed_run_ends_where_the_uninterrupted_run_ends() {
+    let plain = Device::flex();
+    let device = Device::flex().autodiff();
+    plain.seed(7);
+    let teacher = ember_models::BertConfig::uniform("tiny", 50, 32, 2, 4, 64, 16).init_random(&plain);
+    let run = || TrainSettings {
+        schedule: Schedule {
+            peak: 2e-3,
+            warmup: 2,
+            total: 10,
+            kind: LrSchedule::Cosine,
+        },
+        ..settings(0.0, 0.01, Some(1.0))
+    };
+    // Uninterrupted: 10 steps.
+    let mut trainer = Trainer::new(run());
+    let (straight, straight_losses) = kd_steps(ternary_student(&teacher, &device), &mut trainer, &teacher, 10, &device);
+    // Interrupted after 4: a checkpoint, then a new process's model (other random weights and
+    // parameter ids) and optimizer continue from it.
+    let mut first = Trainer::new(run());
+    let (half, first_losses) = kd_steps(ternary_student(&teacher, &device), &mut first, &teacher, 4, &device);
+    let bytes = first.checkpoint(&half, "run-a").unwrap();
+    drop((half, first));
+    let other = ember_models::BertConfig::uniform("tiny", 50, 32, 2, 4, 64, 16).init_random(&plain);
+    let checkpoint = ember_train::Checkpoint::decode(&bytes).unwrap();
+    assert_eq!(checkpoint.step, 4);
+    let (mut resumed_trainer, resumed) =
+        Trainer::resume(run(), ternary_student(&other, &device), &checkpoint, "run-a").unwrap();
+    let (resumed, rest_losses) = kd_steps(resumed, &mut resumed_trainer, &teacher, 6, &device);
+    assert_eq!(resumed_trainer.steps_done(), 10);
+    assert_eq!(first_losses, straight_losses[..4]);
+    for (a, b) in rest_losses.iter().zip(&straight_losses[4..]) {
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs().max(1e-6),
+            "{rest_losses:?} vs {straight_losses:?}"
+        );
+    }
+    let (a, b) = (
+        values(straight.encoder.layer[1].output.dense.weight.val().inner()),
+        values(resumed.encoder.layer[1].output.dense.weight.val().inner()),
+    );
+    let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(max <= 1e-6, "weights differ by {max}");
+
+    // A checkpoint of another run, or a damaged one, is refused with its reason.
+    let e = Trainer::resume(run(), ternary_student(&other, &device), &checkpoint, "run-b").unwrap_err();
+    assert!(e.contains("belongs to another run"), "{e}");
+    for (what, damaged, phrase) in [
+        ("truncated", bytes[..bytes.len() - 10].to_vec(), "truncated or corrupt"),
+        (
+            "not a checkpoint",
+            b"{\"model\": 1}".to_vec(),
+            "not an Ember checkpoint",
+        ),
+        (
+            "flipped bit",
+            {
+                let mut b = bytes.clone();
+                let n = b.len() - 100;
+                b[n] ^= 1;
+                b
+            },
+            "does not match its sha256",
+        ),
+        ("empty", Vec::new(), "not an Ember checkpoint"),
+    ] {
+        let e = ember_train::Checkpoint::decode(&damaged).unwrap_err();
+        assert!(e.contains(phrase), "{what}: {e}");
+    }
+}

@@ -211,6 +211,9 @@ pub struct Training {
     pub max_seq_len: u32,
     #[serde(default)]
     pub seed: u64,
+    /// Write a checkpoint (model, optimizer state, step) every this many steps; 0: never.
+    #[serde(default = "hundred")]
+    pub checkpoint_every: u64,
 }
 
 /// `export`: where `compose` writes the artifact.
