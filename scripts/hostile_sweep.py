@@ -215,6 +215,49 @@ def input_cases(s, tmp, cache):
         s.run(f"calibration data {name}", ["compose", "--quiet", "--config", write_calibration_config(tmp, path)], phrase)
 
 
+def write_training_config(tmp, data, name="train.json", steps=2):
+    cfg = json.load(open(os.path.join(ROOT, "configs", "w4-g64-a8-kd.json")))
+    cfg.pop("$schema", None)
+    cfg["training"].update(data=data, steps=steps, warmup_steps=0, batch_size=4, max_seq_len=24, checkpoint_every=1)
+    p = os.path.join(tmp, name)
+    json.dump(cfg, open(p, "w"))
+    return p
+
+
+def training_cases(s, tmp, cache):
+    """Training text and checkpoints are user input and user files like the others."""
+    if not os.path.isfile(os.path.join(cache, "minilm-l6", ".complete")):
+        print(f"(training cases skipped: no MiniLM in {cache})")
+        return
+    latin1 = os.path.join(tmp, "latin1-train.txt")
+    open(latin1, "wb").write(b"caf\xe9 au lait. " * 10)
+    few = os.path.join(tmp, "few.txt")
+    open(few, "w").write("Only one sentence here.\n")
+    for name, data, phrase in [
+        ("/dev/zero", "/dev/zero", "larger than"),
+        ("not UTF-8", latin1, "UTF-8"),
+        ("missing", os.path.join(tmp, "no-train.txt"), "no-train.txt"),
+        ("smaller than a batch", few, "fewer than one batch"),
+    ]:
+        s.run(f"training data {name}", ["compose", "--quiet", "--config", write_training_config(tmp, data)], phrase)
+    good = write_training_config(tmp, "builtin:lee_background", "good-train.json")
+    out = os.path.join(tmp, "trained.ember")
+    garbage = os.path.join(tmp, "garbage.ckpt")
+    open(garbage, "wb").write(b"EMBERCKPT1\n" + os.urandom(64))
+    notckpt = os.path.join(tmp, "not.ckpt")
+    open(notckpt, "w").write("{}")
+    keep = [good, garbage, notckpt]
+    for name, args, phrase in [
+        ("--checkpoint /dev/null", ["--checkpoint", "/dev/null"], "not a regular file"),
+        ("--checkpoint is the config", ["--checkpoint", good], "is also an input"),
+        ("--checkpoint equals --out", ["--checkpoint", out], "is also an input"),
+        ("--resume without a checkpoint", ["--checkpoint", os.path.join(tmp, "none.ckpt"), "--resume"], "no checkpoint at"),
+        ("--resume a damaged checkpoint", ["--checkpoint", garbage, "--resume"], "truncated or corrupt"),
+        ("--resume a file that is not a checkpoint", ["--checkpoint", notckpt, "--resume"], "not an Ember checkpoint"),
+    ]:
+        s.run(f"checkpoint {name}", ["compose", "--quiet", "--config", good, "--out", out] + args, phrase, protect=keep)
+
+
 def write_calibration_config(tmp, data):
     cfg = json.load(open(os.path.join(ROOT, "configs", "w8a8-static.json")))
     cfg.pop("$schema", None)
@@ -367,6 +410,7 @@ def main():
         output_cases(s, tmp)
         environment_cases(s, tmp)
         input_cases(s, tmp, cache)
+        training_cases(s, tmp, cache)
         cache_cases(s, tmp, cache)
         artifact_cases(s, tmp, cache)
     tally, failed = s.report()

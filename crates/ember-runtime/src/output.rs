@@ -32,9 +32,18 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Whether `a` and `b` are the same file (same device and inode: symlinks and hard links
-/// included). `false` when either does not exist.
+/// Where a path that does not exist yet would be created: its directory resolved (symlinks,
+/// `..`), then its name.
+fn future_path(p: &Path) -> Option<std::path::PathBuf> {
+    Some(fs::canonicalize(parent_dir(p)).ok()?.join(p.file_name()?))
+}
+
+/// Whether `a` and `b` are the same file: the same device and inode when both exist (symlinks
+/// and hard links included), the same place when neither does yet (two outputs of one command).
 pub fn same_file(a: &Path, b: &Path) -> bool {
+    if !a.exists() && !b.exists() {
+        return future_path(a).is_some_and(|x| future_path(b) == Some(x));
+    }
     match (fs::metadata(a), fs::metadata(b)) {
         (Ok(x), Ok(y)) => {
             #[cfg(unix)]
@@ -236,6 +245,18 @@ mod tests {
             assert!(!stale.exists());
         }
         assert!(live.exists() && other.exists());
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn two_outputs_that_do_not_exist_yet_are_the_same_file_when_they_name_one_place() {
+        let d = tmp_dir("future");
+        let a = d.join("model.ember");
+        let b = d.join("sub/../model.ember");
+        fs::create_dir_all(d.join("sub")).unwrap();
+        assert!(same_file(&a, &b));
+        assert!(!same_file(&a, &d.join("model.ember.ckpt")));
+        assert!(check_output(&b, &[&a]).is_err());
         let _ = fs::remove_dir_all(&d);
     }
 
