@@ -172,8 +172,8 @@ pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<Compos
     if composer.needs_calibration(&plan) {
         calibration_samples(config, &assets)?;
     }
-    if config.training.is_some() {
-        crate::distill::training_samples(config, &assets)?;
+    if config.training.is_some() || layerwise_of(config).is_some() {
+        crate::distill::training_samples(&crate::distill::TrainingText::of(config), &assets)?;
     }
     let loaded = load_model(&source, &assets)?;
     let dir = loaded.dir.clone();
@@ -392,7 +392,7 @@ pub fn compose_encoder(
     } = loaded.encoder;
     // The teacher of distillation is the original model (its parameters are shared, not copied,
     // until training replaces the student's).
-    let teacher = config.training.is_some().then(|| model.clone());
+    let teacher = (config.training.is_some() || layerwise_of(config).is_some()).then(|| model.clone());
     let mut composed = composer.compose(model, config)?;
     events.emit(
         "attached",
@@ -444,18 +444,33 @@ pub fn compose_encoder(
         )?;
     }
     if let Some(teacher) = teacher {
-        let samples = crate::distill::training_samples(config, assets)?;
-        let batches = crate::distill::training_batches(config, &samples, &loaded.dir.join("tokenizer.json"))?;
-        let student = std::mem::replace(&mut composed.model, teacher.clone());
-        let saving = crate::distill::Checkpointing {
-            path: checkpoint,
-            resume,
-            fingerprint: crate::distill::fingerprint(config, &teacher),
-        };
-        let (trained, report) = crate::distill::distill(student, &teacher, config, &batches, &saving, quiet, events)?;
-        composed.model = trained;
+        let text = crate::distill::TrainingText::of(config);
+        let samples = crate::distill::training_samples(&text, assets)?;
+        let batches = crate::distill::training_batches(&text, &samples, &loaded.dir.join("tokenizer.json"))?;
+        // ZeroQuant's order: layer-by-layer distillation first, then (with `training`) the
+        // whole model.
+        if let Some(lkd) = layerwise_of(config) {
+            let student = std::mem::replace(&mut composed.model, teacher.clone());
+            let (trained, reports) = crate::layerwise::layerwise(student, &teacher, lkd, &batches, quiet, events)?;
+            composed.model = trained;
+            events.emit(
+                "lkd",
+                &serde_json::json!({ "layers": reports.len(), "steps_per_layer": lkd.steps }),
+            )?;
+        }
+        if config.training.is_some() {
+            let saving = crate::distill::Checkpointing {
+                path: checkpoint,
+                resume,
+                fingerprint: crate::distill::fingerprint(config, &teacher),
+            };
+            let student = std::mem::replace(&mut composed.model, teacher.clone());
+            let (trained, report) =
+                crate::distill::distill(student, &teacher, config, &batches, &saving, quiet, events)?;
+            composed.model = trained;
+            events.emit("trained", &serde_json::to_value(&report).unwrap_or_default())?;
+        }
         drop(teacher);
-        events.emit("trained", &serde_json::to_value(&report).unwrap_or_default())?;
     }
     let composed = match finish {
         Finish::Inference => composed.into_inference()?,
@@ -473,4 +488,9 @@ fn calibration_samples(config: &EmberConfig, assets: &Assets) -> Result<Vec<Stri
     let c = &config.calibration;
     let path = text_data::source_file(&c.data, assets)?;
     Ok(text_data::read_samples(&path, c.split, c.samples as usize)?)
+}
+
+/// The config's layer-by-layer distillation, when enabled.
+fn layerwise_of(config: &EmberConfig) -> Option<&ember_config::types::Layerwise> {
+    config.distillation.as_ref()?.layerwise.as_ref().filter(|l| l.enabled)
 }

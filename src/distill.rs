@@ -81,23 +81,46 @@ pub struct DistillReport {
     pub seconds: f64,
 }
 
-/// The training sentences of the config: `training.data` cut into sentences. Refuses a corpus
-/// smaller than one batch, or one that holds a sentence of the fidelity reference (evaluation
-/// text must never be trained on: whole sentences of 12 characters or more, compared after
-/// normalizing case and whitespace).
-pub fn training_samples(config: &EmberConfig, assets: &Assets) -> Result<Vec<String>, Error> {
-    let t = config
-        .training
-        .as_ref()
-        .ok_or_else(|| Error::Other("the config has no `training` section".into()))?;
-    let path = text_data::source_file(&t.data, assets)?;
+/// Where training text comes from and how it is batched: the `training` section's, else (for
+/// layer-by-layer distillation without one) the built-in articles in batches of 16 sentences of at
+/// most 128 tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingText {
+    pub data: String,
+    pub batch_size: usize,
+    pub max_seq_len: usize,
+}
+
+impl TrainingText {
+    pub fn of(config: &EmberConfig) -> TrainingText {
+        match &config.training {
+            Some(t) => TrainingText {
+                data: t.data.clone(),
+                batch_size: t.batch_size as usize,
+                max_seq_len: t.max_seq_len as usize,
+            },
+            None => TrainingText {
+                data: "builtin:lee_background".into(),
+                batch_size: 16,
+                max_seq_len: 128,
+            },
+        }
+    }
+}
+
+/// The training sentences: `text.data` cut into sentences. Refuses a corpus smaller than one
+/// batch, or one that holds a sentence of the fidelity reference (evaluation text must never be
+/// trained on: whole sentences of 12 characters or more, compared after normalizing case and
+/// whitespace).
+pub fn training_samples(text: &TrainingText, assets: &Assets) -> Result<Vec<String>, Error> {
+    let path = text_data::source_file(&text.data, assets)?;
     let samples = text_data::read_samples(&path, CalibrationSplit::Sentences, usize::MAX)?;
-    if samples.len() < t.batch_size as usize {
+    if samples.len() < text.batch_size {
         return Err(Error::Other(format!(
             "{}: {} sentences, fewer than one batch of training.batch_size = {}",
             path.display(),
             samples.len(),
-            t.batch_size
+            text.batch_size
         )));
     }
     let normal = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
@@ -117,18 +140,10 @@ pub fn training_samples(config: &EmberConfig, assets: &Assets) -> Result<Vec<Str
     Ok(samples)
 }
 
-/// `samples` tokenized (at most `training.max_seq_len` tokens) and batched by token count.
-pub fn training_batches(
-    config: &EmberConfig,
-    samples: &[String],
-    tokenizer_path: &std::path::Path,
-) -> Result<Vec<Batch>, Error> {
-    let t = config
-        .training
-        .as_ref()
-        .ok_or_else(|| Error::Other("the config has no `training` section".into()))?;
-    let tokenizer = Tokenizer::from_file_with_max_length(tokenizer_path, t.max_seq_len as usize)?;
-    Ok(text_data::length_batches(&tokenizer, samples, t.batch_size as usize)?)
+/// `samples` tokenized (at most `text.max_seq_len` tokens) and batched by token count.
+pub fn training_batches(text: &TrainingText, samples: &[String], tokenizer_path: &Path) -> Result<Vec<Batch>, Error> {
+    let tokenizer = Tokenizer::from_file_with_max_length(tokenizer_path, text.max_seq_len)?;
+    Ok(text_data::length_batches(&tokenizer, samples, text.batch_size)?)
 }
 
 /// Where a run keeps its checkpoint, and whether it continues one.

@@ -17,6 +17,7 @@ mod error;
 pub mod eval;
 pub mod events;
 pub mod fsutil;
+pub mod layerwise;
 pub mod memory;
 pub mod progress;
 pub mod runner;

@@ -249,3 +249,45 @@ fn a_resumed_run_continues_the_interrupted_one_and_refuses_another_runs_checkpoi
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn layer_by_layer_distillation_trains_every_layer_and_writes_an_artifact() {
+    let dir = temp_dir("lkd");
+    let text = std::fs::read_to_string(root().join("configs/w4w8-a8-lkd.json")).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+    cfg.as_object_mut().unwrap().remove("$schema");
+    cfg["distillation"]["layerwise"]["steps"] = 3.into();
+    let path = dir.join("lkd.json");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let (out, events) = (dir.join("lkd.ember"), dir.join("events.jsonl"));
+    let run = ember(
+        &[
+            "compose",
+            "--quiet",
+            "--config",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--events",
+            events.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(out.is_file());
+    let layers: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "lkd_layer")
+        .collect();
+    assert_eq!(
+        layers.iter().map(|e| e["layer"].as_u64().unwrap()).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4, 5]
+    );
+    for e in &layers {
+        let (first, last) = (e["first_loss"].as_f64().unwrap(), e["last_loss"].as_f64().unwrap());
+        assert!(first > 0.0 && first.is_finite() && last.is_finite(), "{e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -132,18 +132,17 @@ impl Composer {
         if plan.layers.is_some() {
             add("layer_reduction: building the student (keeping and renaming layers) is not built yet".into());
         }
-        if let Some(d) = &config.distillation
-            && d.layerwise.as_ref().is_some_and(|l| l.enabled)
-        {
-            add("distillation.layerwise (LKD): the layer-by-layer trainer is not built yet".into());
-        }
         // Training itself runs (QAT + distillation); techniques that change with the step do not.
         for (pointer, why) in ember_config::scheduled_reasons(config) {
             add(format!(
                 "{pointer}: {why}; techniques that change during training (the per-step lifecycle) are not built yet"
             ));
         }
-        if config.training.is_some()
+        let lkd = config
+            .distillation
+            .as_ref()
+            .is_some_and(|d| d.layerwise.as_ref().is_some_and(|l| l.enabled));
+        if (config.training.is_some() || lkd)
             && plan
                 .modules
                 .iter()
