@@ -39,7 +39,7 @@ impl WeightQuant {
         let device = w.device();
         let values = w
             .clone()
-            .detach()
+            .inner()
             .into_data()
             .convert::<f32>()
             .try_into_vec::<f32>()
@@ -58,11 +58,13 @@ pub use crate::numerics::{ActRange, ActSpec};
 /// # Shapes
 /// - `x`: `[..., d]`; dynamic ranges are per position of the leading dimensions (per token).
 pub fn fake_quantize_activation<const D: usize>(spec: &ActSpec, x: Tensor<D>) -> Tensor<D> {
-    let d = x.clone().detach();
+    // The values only, off the autodiff backend: quantizing is not part of the graph.
+    let d = x.clone().inner();
+    let device = d.device();
     let full = |v: f32| {
         let mut shape = x.dims();
         shape[D - 1] = 1;
-        Tensor::<D>::full(shape, v, &x.device())
+        Tensor::<D>::full(shape, v, &device)
     };
     let q = match (spec.symmetric, spec.range) {
         (true, ActRange::Dynamic) => symmetric(spec, d.clone(), d.abs().max_dim(D - 1)),
@@ -118,13 +120,22 @@ fn asymmetric<const D: usize>(spec: &ActSpec, x: Tensor<D>, mn: Tensor<D>, mx: T
     deq.mask_where(zero_scale.expand(x.dims()), mn.expand(x.dims()))
 }
 
-/// `x + (q − x).detach()` when `x` tracks gradients; exactly `q` otherwise.
+/// `x + (q − x)` with the difference a constant (the straight-through estimator: the forward
+/// value is `q`, the gradient passes to `x` as if quantization were the identity) when `x` is
+/// part of an autodiff graph — a parameter or anything computed from one, such as an activation;
+/// exactly `q` otherwise. The difference is computed off the autodiff backend, so quantizing
+/// records no graph node of its own (nodes recorded on detached tensors are never freed by a
+/// backward: training grew by tens of megabytes per step).
 pub fn straight_through<const D: usize>(x: Tensor<D>, q: Tensor<D>) -> Tensor<D> {
-    if x.is_require_grad() {
-        x.clone() + (q - x).detach()
-    } else {
-        q
+    if !x.is_autodiff() {
+        return q;
     }
+    let q = q.inner();
+    if !x.is_tracked() {
+        return q.autodiff();
+    }
+    let delta = q - x.clone().inner();
+    x + delta
 }
 
 #[cfg(test)]
@@ -254,5 +265,26 @@ mod tests {
                 assert!((gx[b * 3 + i] - (q[i] + q[3 + i])).abs() < 1e-6);
             }
         }
+    }
+
+    #[test]
+    fn the_gradient_passes_through_a_quantized_activation_computed_from_a_parameter() {
+        // An activation is not a leaf: a = 2·p, L = Σ q(a)·c → dL/dp = 2·c (straight through).
+        let device = Device::flex().autodiff();
+        let p = t2(&[0.3, -1.2, 0.7, 2.5], [1, 4], &device).require_grad();
+        let c = t2(&[1.0, -2.0, 0.5, 3.0], [1, 4], &device);
+        let spec = ActSpec {
+            bits: 8,
+            symmetric: true,
+            range: ActRange::Dynamic,
+            numerics: Numerics::Ember,
+        };
+        let a = p.clone().mul_scalar(2.0);
+        let q = fake_quantize_activation(&spec, a.clone());
+        // The forward value is the quantized one.
+        let exact = fake_quantize_activation(&spec, a.clone().inner());
+        assert_eq!(vec_of(q.clone().inner()), vec_of(exact));
+        let grads = (q * c).sum().backward();
+        assert_eq!(vec_of(p.grad(&grads).unwrap()), vec![2.0, -4.0, 1.0, 6.0]);
     }
 }
