@@ -172,7 +172,7 @@ pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<Compos
     if composer.needs_calibration(&plan) {
         calibration_samples(config, &assets)?;
     }
-    if config.training.is_some() || layerwise_of(config).is_some() {
+    if ember_config::trains(config) {
         crate::distill::training_samples(&crate::distill::TrainingText::of(config), &assets)?;
     }
     let loaded = load_model(&source, &assets)?;
@@ -392,7 +392,7 @@ pub fn compose_encoder(
     } = loaded.encoder;
     // The teacher of distillation is the original model (its parameters are shared, not copied,
     // until training replaces the student's).
-    let teacher = (config.training.is_some() || layerwise_of(config).is_some()).then(|| model.clone());
+    let teacher = ember_config::trains(config).then(|| model.clone());
     let mut composed = composer.compose(model, config)?;
     events.emit(
         "attached",
@@ -449,7 +449,7 @@ pub fn compose_encoder(
         let batches = crate::distill::training_batches(&text, &samples, &loaded.dir.join("tokenizer.json"))?;
         // ZeroQuant's order: layer-by-layer distillation first, then (with `training`) the
         // whole model.
-        if let Some(lkd) = layerwise_of(config) {
+        if let Some(lkd) = ember_config::layerwise_distillation(config) {
             let student = std::mem::replace(&mut composed.model, teacher.clone());
             let (trained, reports) = crate::layerwise::layerwise(student, &teacher, lkd, &batches, quiet, events)?;
             composed.model = trained;
@@ -488,9 +488,4 @@ fn calibration_samples(config: &EmberConfig, assets: &Assets) -> Result<Vec<Stri
     let c = &config.calibration;
     let path = text_data::source_file(&c.data, assets)?;
     Ok(text_data::read_samples(&path, c.split, c.samples as usize)?)
-}
-
-/// The config's layer-by-layer distillation, when enabled.
-fn layerwise_of(config: &EmberConfig) -> Option<&ember_config::types::Layerwise> {
-    config.distillation.as_ref()?.layerwise.as_ref().filter(|l| l.enabled)
 }

@@ -190,16 +190,12 @@ pub fn distill(
         .training
         .as_ref()
         .ok_or_else(|| Error::Other("the config has no `training` section".into()))?;
+    check_training(config)?;
     let losses = config
         .distillation
         .as_ref()
         .map(|d| d.losses.clone())
         .unwrap_or_default();
-    if losses.is_empty() {
-        return Err(Error::Other(
-            "training needs at least one distillation loss (`distillation.losses`)".into(),
-        ));
-    }
     let plain = Device::flex();
     let device = Device::flex().autodiff();
     plain.seed(t.seed);
@@ -324,15 +320,11 @@ pub fn distill(
         }
     }
     bar.finish_and_clear();
-    if history.is_empty() {
-        history.push(f64::NAN);
-    }
-    let tenth = (history.len() / 10).max(1);
-    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;
+    let (first_loss, last_loss) = ember_train::first_and_last_tenth(&history);
     let report = DistillReport {
         steps: t.steps - first_step,
-        first_loss: mean(&history[..tenth]),
-        last_loss: mean(&history[history.len() - tenth..]),
+        first_loss,
+        last_loss,
         seconds: start.elapsed().as_secs_f64(),
     };
     Ok((student.valid(), report))

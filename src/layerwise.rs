@@ -55,19 +55,13 @@ pub fn layerwise(
         for c in &carries {
             outputs.push(teacher.run_stage(l + 1, c.clone(), &plain)?);
         }
-        let settings = TrainSettings {
-            schedule: Schedule {
-                peak: lkd.lr,
-                warmup: 0,
-                total: lkd.steps,
-                kind: LrSchedule::Constant,
-            },
-            beta1: 0.9,
-            beta2: 0.999,
-            epsilon: 1e-8,
-            weight_decay: 0.0,
-            max_grad_norm: Some(1.0),
+        let schedule = Schedule {
+            peak: lkd.lr,
+            warmup: 0,
+            total: lkd.steps,
+            kind: LrSchedule::Constant,
         };
+        let settings = TrainSettings::adamw(schedule, 0.0);
         let mut trainer = Trainer::new(settings);
         let mut layer = student.encoder.layer[l].clone().fork(&device).train();
         let mut losses = Vec::with_capacity(lkd.steps as usize);
@@ -94,12 +88,11 @@ pub fn layerwise(
             bar.set_message(format!("layer-by-layer distillation: layer {l}, loss {value:.6}"));
         }
         student.encoder.layer[l] = layer.valid();
-        let tenth = (losses.len() / 10).max(1);
-        let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;
+        let (first_loss, last_loss) = ember_train::first_and_last_tenth(&losses);
         let report = LayerReport {
             layer: l,
-            first_loss: mean(&losses[..tenth]),
-            last_loss: mean(&losses[losses.len() - tenth..]),
+            first_loss,
+            last_loss,
         };
         events.emit("lkd_layer", &serde_json::to_value(&report).unwrap_or_default())?;
         reports.push(report);

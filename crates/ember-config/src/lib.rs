@@ -48,6 +48,8 @@ pub use inventory::{Inventory, Site, SiteKind, SiteRole, bert_from_hf_config, kn
 pub use parse::{MAX_CONFIG_BYTES, ParsedConfig, load_config, parse_config};
 pub use plan::{Plan, resolve_plan};
 pub use schema::{config_schema, config_schema_text};
-pub use techniques::{TechniqueFacts, builtin_technique, scheduled_reasons, training_reasons};
+pub use techniques::{
+    TechniqueFacts, builtin_technique, layerwise_distillation, scheduled_reasons, training_reasons, trains,
+};
 pub use types::EmberConfig;
 pub use validate::BUILTIN_TEXTS;

@@ -5,7 +5,7 @@
 //! `needs_training` is that list being non-empty, and the composer reports it as not runnable.
 
 use crate::inventory::SiteKind;
-use crate::types::{EmberConfig, PruningMethod};
+use crate::types::{EmberConfig, Layerwise, PruningMethod};
 
 /// One built-in technique: its `compression_training` key, the site kinds its groups may match,
 /// and whether it shrinks related modules (`related_modules` only means something then).
@@ -132,6 +132,17 @@ pub fn scheduled_reasons(cfg: &EmberConfig) -> Vec<(String, String)> {
         learned(key, enabled, method, &mut reasons);
     }
     reasons
+}
+
+/// The config's layer-by-layer distillation (ZeroQuant LKD), when enabled.
+pub fn layerwise_distillation(cfg: &EmberConfig) -> Option<&Layerwise> {
+    cfg.distillation.as_ref()?.layerwise.as_ref().filter(|l| l.enabled)
+}
+
+/// Whether composing `cfg` trains the model: a `training` section, or layer-by-layer
+/// distillation.
+pub fn trains(cfg: &EmberConfig) -> bool {
+    cfg.training.is_some() || layerwise_distillation(cfg).is_some()
 }
 
 /// Every reason `cfg` needs the training loop (with the JSON pointer of the key that asks for

@@ -138,11 +138,7 @@ impl Composer {
                 "{pointer}: {why}; techniques that change during training (the per-step lifecycle) are not built yet"
             ));
         }
-        let lkd = config
-            .distillation
-            .as_ref()
-            .is_some_and(|d| d.layerwise.as_ref().is_some_and(|l| l.enabled));
-        if (config.training.is_some() || lkd)
+        if ember_config::trains(config)
             && plan
                 .modules
                 .iter()

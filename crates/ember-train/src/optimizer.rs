@@ -28,22 +28,40 @@ pub struct TrainSettings {
 }
 
 impl TrainSettings {
-    /// The settings a config's `training` section asks for, with PyTorch's AdamW constants.
-    pub fn from_config(t: &Training) -> TrainSettings {
+    /// AdamW with PyTorch's constants (β 0.9/0.999, ε 1e-8) and gradients clipped to a global
+    /// norm of 1, on `schedule` with decoupled `weight_decay`.
+    pub fn adamw(schedule: Schedule, weight_decay: f64) -> TrainSettings {
         TrainSettings {
-            schedule: Schedule {
-                peak: t.lr,
-                warmup: t.warmup_steps,
-                total: t.steps,
-                kind: t.lr_schedule,
-            },
+            schedule,
             beta1: 0.9,
             beta2: 0.999,
             epsilon: 1e-8,
-            weight_decay: t.weight_decay,
+            weight_decay,
             max_grad_norm: Some(1.0),
         }
     }
+
+    /// The settings a config's `training` section asks for.
+    pub fn from_config(t: &Training) -> TrainSettings {
+        let schedule = Schedule {
+            peak: t.lr,
+            warmup: t.warmup_steps,
+            total: t.steps,
+            kind: t.lr_schedule,
+        };
+        TrainSettings::adamw(schedule, t.weight_decay)
+    }
+}
+
+/// The mean loss over the first and over the last tenth of a run's steps (at least one step
+/// each; NaN for a run of no steps): what a run report says of its progress.
+pub fn first_and_last_tenth(losses: &[f64]) -> (f64, f64) {
+    if losses.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let tenth = (losses.len() / 10).max(1);
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+    (mean(&losses[..tenth]), mean(&losses[losses.len() - tenth..]))
 }
 
 /// What one optimizer step did.
@@ -140,5 +158,20 @@ impl Trainer {
         };
         self.step += 1;
         (model, report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_and_last_tenth_are_their_means() {
+        let losses: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(first_and_last_tenth(&losses), (1.5, 19.5));
+        // Fewer than ten steps: one step each.
+        assert_eq!(first_and_last_tenth(&[4.0, 2.0, 1.0]), (4.0, 1.0));
+        let (a, b) = first_and_last_tenth(&[]);
+        assert!(a.is_nan() && b.is_nan());
     }
 }
