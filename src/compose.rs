@@ -464,9 +464,13 @@ pub fn compose_encoder(
                 resume,
                 fingerprint: crate::distill::fingerprint(config, &teacher),
             };
+            let schedules = crate::distill::StudentSchedules {
+                clock: composed.clock().clone(),
+                weights: composed.weight_schedules(),
+            };
             let student = std::mem::replace(&mut composed.model, teacher.clone());
             let (trained, report) =
-                crate::distill::distill(student, &teacher, config, &batches, &saving, quiet, events)?;
+                crate::distill::distill(student, &teacher, config, &batches, &schedules, &saving, quiet, events)?;
             composed.model = trained;
             events.emit("trained", &serde_json::to_value(&report).unwrap_or_default())?;
         }

@@ -15,6 +15,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use ember_config::EmberConfig;
 use ember_config::types::{CalibrationSplit, LossKind};
+use ember_core::lifecycle::{BitSchedule, Phase, StepClock};
 use ember_models::assets::Assets;
 use ember_models::{Batch, Bert, Tokenizer, text_data};
 use ember_train::losses::{embedding_cosine, embedding_mse, masked_mse};
@@ -174,14 +175,44 @@ pub fn fingerprint(config: &EmberConfig, teacher: &Bert) -> String {
     sha.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
+/// The student's step clock and the weight schedules on it a run reports (one per config
+/// group: `(group pointer, schedule)`), from [`ember_core::Composed`].
+#[derive(Debug, Clone, Default)]
+pub struct StudentSchedules {
+    pub clock: StepClock,
+    pub weights: Vec<(String, BitSchedule)>,
+}
+
+impl StudentSchedules {
+    /// Each group's bits at `step` (`None`: float, before its offset), by short group name.
+    fn bits_at(&self, step: u64) -> Vec<(String, Option<Phase>)> {
+        self.weights
+            .iter()
+            .map(|(pointer, s)| (group_name(pointer), s.phase(step)))
+            .collect()
+    }
+}
+
+/// `wq1` of `/compression_training/weight_quantization/different_groups/wq1`.
+fn group_name(pointer: &str) -> String {
+    pointer
+        .rsplit('/')
+        .next()
+        .unwrap_or(pointer)
+        .replace("~1", "/")
+        .replace("~0", "~")
+}
+
 /// Trains `student` (a composed model on the plain CPU device) to match `teacher` for
 /// `training.steps` optimizer steps (from the checkpoint's step when resuming); returns it on the
-/// plain device.
+/// plain device with its clock at `training.steps` (every schedule settled: what clean stores).
+#[allow(clippy::too_many_arguments)]
 pub fn distill(
     student: Bert,
     teacher: &Bert,
     config: &EmberConfig,
     batches: &[Batch],
+    schedules: &StudentSchedules,
     saving: &Checkpointing,
     quiet: bool,
     events: &mut Events,
@@ -229,7 +260,20 @@ pub fn distill(
     let log_every = (t.steps / 200).max(1);
     let start = Instant::now();
     let mut history = Vec::with_capacity(t.steps as usize);
+    let mut phases = schedules.bits_at(first_step.saturating_sub(1));
     for step in first_step..t.steps {
+        // Schedules (offsets, MoQ's bits and blend) follow the step before the forward.
+        schedules.clock.set(step);
+        let now = schedules.bits_at(step);
+        for ((group, was), (_, is)) in phases.iter().zip(&now) {
+            if step == first_step || was.map(|p| p.bits) != is.map(|p| p.bits) {
+                events.emit(
+                    "bits",
+                    &serde_json::json!({ "step": step, "group": group, "bits": is.map(|p| p.bits), "float_share": is.map(|p| p.float_share) }),
+                )?;
+            }
+        }
+        phases = now;
         let batch = &batches[order[step as usize]];
         let (t_out, t_hidden) = if hidden_needed {
             teacher.encode_with_hidden(batch, &plain)?
@@ -286,10 +330,20 @@ pub fn distill(
         bar.set_position(step + 1);
         let rate = (step + 1 - first_step) as f64 / start.elapsed().as_secs_f64().max(1e-9);
         let shown: Vec<String> = terms.iter().map(|(k, v)| format!("{k} {v:.5}")).collect();
+        let bits: Vec<String> = phases
+            .iter()
+            .map(|(g, p)| match p {
+                Some(p) if p.float_share > 0.0 => format!("{g} W{} r{:.2}", p.bits, p.float_share),
+                Some(p) => format!("{g} W{}", p.bits),
+                None => format!("{g} fp32"),
+            })
+            .collect();
         bar.set_message(format!(
-            "distilling: loss {loss_value:.5} ({}), lr {:.2e}, {rate:.2} steps/s",
+            "distilling: loss {loss_value:.5} ({}), lr {:.2e}, {rate:.2} steps/s{}{}",
             shown.join(", "),
-            report.lr
+            report.lr,
+            if bits.is_empty() { "" } else { ", " },
+            bits.join(", ")
         ));
         if let Some(path) = &saving.path
             && t.checkpoint_every > 0
@@ -315,11 +369,14 @@ pub fn distill(
                     "lr": report.lr,
                     "grad_norm": report.grad_norm,
                     "steps_per_s": rate,
+                    "bits": phases.iter().map(|(g, p)| (g.clone(), serde_json::json!(p.map(|p| p.bits)))).collect::<serde_json::Map<_, _>>(),
                 }),
             )?;
         }
     }
     bar.finish_and_clear();
+    // The trained model's state: every schedule settled (the plan refuses one that is not).
+    schedules.clock.set(t.steps);
     let (first_loss, last_loss) = ember_train::first_and_last_tenth(&history);
     let report = DistillReport {
         steps: t.steps - first_step,

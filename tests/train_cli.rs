@@ -133,6 +133,28 @@ fn training_configs_and_text_it_cannot_use_are_refused_before_any_work() {
             "rounding: gptq with training".into(),
         ),
         (
+            "a MoQ schedule that settles only at the last step",
+            recipe(&dir, "moq-late.json", |c| {
+                let w = &mut c["compression_training"]["weight_quantization"];
+                w["shared_parameters"]["quantize_weight_in_forward"] = false.into();
+                w["different_groups"]["wq1"]["params"]["start_bits"] = 8.into();
+                w["different_groups"]["wq1"]["params"]["quantization_period"] = 50.into();
+            }),
+            2,
+            "settles at step 400, not before the last of training.steps = 400".into(),
+        ),
+        (
+            "activations from DeepSpeed's default offset, after the last step",
+            recipe(&dir, "act-late.json", |c| {
+                c["compression_training"]["activation_quantization"]["shared_parameters"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("schedule_offset");
+            }),
+            2,
+            "activation_quantization starts at step 1000, but training ends after 400 steps".into(),
+        ),
+        (
             "a training file that does not exist",
             recipe(&dir, "missing.json", |c| {
                 c["training"]["data"] = dir.join("nope.txt").display().to_string().into()
@@ -289,5 +311,67 @@ fn layer_by_layer_distillation_trains_every_layer_and_writes_an_artifact() {
         let (first, last) = (e["first_loss"].as_f64().unwrap(), e["last_loss"].as_f64().unwrap());
         assert!(first > 0.0 && first.is_finite() && last.is_finite(), "{e}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn moq_lowers_the_bits_on_schedule_and_the_artifact_stores_the_target_bits() {
+    // MoQ 6 → 4 bits, period 1: W6 at step 0, W5 at 1, W4 from 2 on (compat-notes §2.8); the
+    // fp16 blend off. The artifact holds 4-bit codes, as `ember plan` predicts.
+    let dir = temp_dir("moq");
+    let text = std::fs::read_to_string(root().join("configs/moq-8to4.json")).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+    cfg.as_object_mut().unwrap().remove("$schema");
+    let params = &mut cfg["compression_training"]["weight_quantization"]["different_groups"]["wq1"]["params"];
+    params["start_bits"] = 6.into();
+    params["quantization_period"] = 1.into();
+    cfg["training"]["steps"] = 4.into();
+    cfg["training"]["batch_size"] = 4.into();
+    cfg["training"]["max_seq_len"] = 32.into();
+    let path = dir.join("moq.json");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let plan = ember(&["plan", "--config", path.to_str().unwrap()], None);
+    let printed = String::from_utf8_lossy(&plan.stdout);
+    assert!(printed.contains("wq1: W6 from step 0, W5 at 1, W4 at 2"), "{printed}");
+    let (out, events) = (dir.join("moq.ember"), dir.join("events.jsonl"));
+    let run = ember(
+        &[
+            "compose",
+            "--quiet",
+            "--config",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--events",
+            events.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let drops: Vec<(u64, u64)> = lines
+        .iter()
+        .filter(|e| e["event"] == "bits" && e["group"] == "wq1")
+        .map(|e| (e["step"].as_u64().unwrap(), e["bits"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(drops, [(0, 6), (1, 5), (2, 4)]);
+    let per_step: Vec<u64> = lines
+        .iter()
+        .filter(|e| e["event"] == "train_step")
+        .map(|e| e["bits"]["wq1"].as_u64().unwrap())
+        .collect();
+    assert_eq!(per_step, [6, 5, 4, 4]);
+    let inspect = ember(&["inspect", out.to_str().unwrap()], None);
+    let listing = String::from_utf8_lossy(&inspect.stdout);
+    assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
+    let query = listing
+        .lines()
+        .find(|l| l.contains("encoder.layer.0.attention.self.query"))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(query.contains("int4"), "{query}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -184,10 +184,24 @@ fn weight_quantization(
                 start,
                 format!(">= target_bits ({target}); MoQ lowers bits from start to target"),
             )),
+            Some(start) if !s.quantize_weight_in_forward && start > 16 => errors.push(ConfigError::range(
+                format!("{gp}/params/start_bits"),
+                start,
+                format!("{target}…16 (MoQ's integer phases run at 16 bits at most)"),
+            )),
             Some(start) if s.quantize_weight_in_forward && start != target => warnings.push(format!(
                 "{gp}/params/start_bits: {start} is ignored in forward mode (quantize_weight_in_forward: true); the quantizer uses target_bits = {target} from the start, as DeepSpeed does"
             )),
             _ => {}
+        }
+        if !s.quantize_weight_in_forward
+            && s.format.or(params.format).is_some()
+            && params.start_bits.is_some_and(|start| start != target)
+        {
+            errors.push(ConfigError::invalid(
+                format!("{gp}/params/start_bits"),
+                "MoQ anneals integer bits; a floating-point `format` has no bits to lower (set start_bits = target_bits)",
+            ));
         }
         if target <= 2 && s.quantization_type == QuantizationType::Asymmetric {
             errors.push(ConfigError::invalid(

@@ -1,8 +1,9 @@
-//! Ember's built-in techniques in post-training form: weight quantization (integer, ternary,
-//! binary, minifloat; DeepSpeed row-block groups, Ember input groups, per-row embeddings) and
-//! activation quantization (per-token dynamic, or static ranges from calibration).
-//! Training-time techniques (MoQ, pruning, distillation, layer reduction) are refused with
-//! "not supported yet" until the training loop exists.
+//! Ember's built-in techniques: weight quantization (integer, ternary, binary, minifloat;
+//! DeepSpeed row-block groups, Ember input groups, per-row embeddings; in training on a
+//! schedule: `schedule_offset`, MoQ's bit annealing and blend, stochastic rounding) and
+//! activation quantization (per-token dynamic, or static ranges from calibration; from its
+//! `schedule_offset` on). Pruning and layer reduction are refused with "not supported yet"
+//! until their masks exist.
 
 use ember_config::SiteKind;
 use ember_config::plan::{Applied, ModulePlan, Params};
@@ -11,6 +12,7 @@ use ember_config::types::{QuantizationType, RangeCalibration, RangeMethod, Round
 
 use crate::error::CoreError;
 use crate::fake_quant::{ActRange, ActSpec, WeightQuant};
+use crate::lifecycle::{ActivationSchedule, WeightSchedule};
 use crate::observer::{GramObserver, RangeObserver};
 use crate::technique::{AttachContext, SiteSlots, Technique};
 
@@ -49,6 +51,23 @@ impl WeightQuantization {
     }
 }
 
+impl WeightQuantization {
+    /// The training schedule of this attachment on the composition's clock, when anything
+    /// changes with the step (an offset, MoQ's bits or blend, stochastic rounding).
+    fn schedule(applied: &Applied, ctx: &AttachContext) -> Option<WeightSchedule> {
+        let Params::WeightQuant(p) = &applied.params else {
+            return None;
+        };
+        let bits = p.bit_schedule(applied.schedule.start);
+        let stochastic = p.rounding == Rounding::Stochastic;
+        (bits.offset > 0 || bits.anneals() || stochastic).then(|| WeightSchedule {
+            clock: ctx.clock.clone(),
+            bits,
+            stochastic,
+        })
+    }
+}
+
 impl Technique for WeightQuantization {
     fn key(&self) -> &str {
         WEIGHT_QUANTIZATION.key
@@ -71,14 +90,19 @@ impl Technique for WeightQuantization {
     ) -> Result<(), CoreError> {
         let spec = Self::spec(module, applied, ctx)?;
         let gptq = self.needs_calibration(applied);
+        let schedule = Self::schedule(applied, ctx);
         match slots {
             SiteSlots::Linear(s) => {
                 s.weight_quant = Some(spec);
+                s.weight_schedule = schedule;
                 // GPTQ needs the layer's calibration inputs; `precompute` runs it afterwards.
                 s.gram = gptq.then(GramObserver::new);
             }
             // An embedding has no input to compensate over: round to nearest.
-            SiteSlots::Embedding(s) => s.weight_quant = Some(spec),
+            SiteSlots::Embedding(s) => {
+                s.weight_quant = Some(spec);
+                s.weight_schedule = schedule;
+            }
         }
         Ok(())
     }
@@ -132,6 +156,10 @@ impl Technique for ActivationQuantization {
                 message: "activation quantization attaches to Linear inputs only".into(),
             });
         };
+        s.act_schedule = (applied.schedule.start > 0).then(|| ActivationSchedule {
+            clock: ctx.clock.clone(),
+            offset: applied.schedule.start,
+        });
         match p.range {
             RangeCalibration::Dynamic => {
                 s.act_quant = Some(ActSpec {

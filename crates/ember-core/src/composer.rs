@@ -13,6 +13,7 @@ use ember_config::plan::{Link, ModulePlan};
 use ember_config::{EmberConfig, Inventory, Plan, SiteKind};
 
 use crate::error::CoreError;
+use crate::lifecycle::{BitSchedule, StepClock};
 use crate::registry::Registry;
 use crate::slots::{EmbeddingSlots, LinearSlots};
 use crate::technique::{AttachContext, SiteSlots};
@@ -87,6 +88,7 @@ impl Composer {
         let ctx = AttachContext {
             numerics: config.ember.numerics,
             calibration: config.calibration.clone(),
+            clock: StepClock::new(),
         };
         let mut needs_calibration = false;
         for module in &plan.modules {
@@ -131,12 +133,6 @@ impl Composer {
         };
         if plan.layers.is_some() {
             add("layer_reduction: building the student (keeping and renaming layers) is not built yet".into());
-        }
-        // Training itself runs (QAT + distillation); techniques that change with the step do not.
-        for (pointer, why) in ember_config::scheduled_reasons(config) {
-            add(format!(
-                "{pointer}: {why}; techniques that change during training (the per-step lifecycle) are not built yet"
-            ));
         }
         if ember_config::trains(config)
             && plan
@@ -184,6 +180,19 @@ fn slots_of<'m, M: CompressibleModel>(model: &'m mut M, module: &ModulePlan) -> 
         SiteKind::Embedding => SiteSlots::Embedding(model.embedding_slots(&module.path).ok_or_else(missing)?),
         SiteKind::Conv2d => return Err(missing()),
     })
+}
+
+impl<M> Composed<M> {
+    /// The training step the model's scheduled slots follow: the training loop sets it before
+    /// each forward (see [`crate::lifecycle`]).
+    pub fn clock(&self) -> &StepClock {
+        &self.ctx.clock
+    }
+
+    /// The weight-quantization schedules that change during training, one per config group.
+    pub fn weight_schedules(&self) -> Vec<(String, BitSchedule)> {
+        self.plan.weight_schedules()
+    }
 }
 
 impl<M: CompressibleModel> Composed<M> {

@@ -11,6 +11,7 @@
 use burn::tensor::{Tensor, TensorData};
 use ember_config::types::{Clip, Numerics};
 
+use crate::device_quant::{RoundingNoise, fake_quantize_int};
 use crate::numerics::{self, GroupLayout, Quantized, Scheme};
 
 /// How a weight is fake-quantized.
@@ -30,23 +31,68 @@ impl WeightQuant {
         numerics::quantize_with(w, rows, cols, self.layout, self.scheme, self.numerics, self.clip)
     }
 
+    /// The same quantizer at another bit width (MoQ's phases): integer schemes become the
+    /// scheme those bits mean (2 ternary, 1 binary); a floating-point format stays itself.
+    pub fn with_bits(self, bits: u32) -> WeightQuant {
+        let scheme = match self.scheme {
+            Scheme::Float(_) => self.scheme,
+            Scheme::Asymmetric { .. } => Scheme::from_plan(bits, true, None),
+            _ => Scheme::from_plan(bits, false, None),
+        };
+        WeightQuant { scheme, ..self }
+    }
+
     /// The fake-quantized weight `[rows, cols]`.
     ///
     /// # Shapes
     /// - `w`: `[rows, cols]` (Linear `[out, in]`, Embedding `[vocab, dim]`)
     pub fn apply(&self, w: Tensor<2>) -> Tensor<2> {
+        let q = self.quantized_values(w.clone(), RoundingNoise::Nearest);
+        straight_through(w, q)
+    }
+
+    /// The forward weight `r·w + (1 − r)·q(w)` for a float share `r` (MoQ's mixed blend; `r` = 0
+    /// is [`Self::apply`]), with straight-through gradients; `stochastic` adds U(−½, ½) before
+    /// rounding integer codes (MoQ's stochastic rounding).
+    pub fn apply_blended(&self, w: Tensor<2>, float_share: f64, stochastic: bool) -> Tensor<2> {
+        let noise = if stochastic {
+            RoundingNoise::Stochastic
+        } else {
+            RoundingNoise::Nearest
+        };
+        let q = self.quantized_values(w.clone(), noise);
+        let q = if float_share > 0.0 {
+            w.clone().inner().mul_scalar(float_share) + q.mul_scalar(1.0 - float_share)
+        } else {
+            q
+        };
+        straight_through(w, q)
+    }
+
+    /// `dequantize(quantize(w))` as a plain tensor on `w`'s device: integer codes with tensor ops
+    /// there (only per-group ranges visit the host), other schemes and the MSE range search
+    /// through the slice quantizer.
+    fn quantized_values(&self, w: Tensor<2>, noise: RoundingNoise) -> Tensor<2> {
+        let w = w.inner();
+        let on_device = match (self.scheme, self.clip) {
+            (Scheme::Symmetric { bits }, Clip::None) => Some((bits, false)),
+            (Scheme::Asymmetric { bits }, Clip::None) => Some((bits, true)),
+            _ => None,
+        };
+        if let Some((bits, asymmetric)) = on_device
+            && let Some(q) = fake_quantize_int(w.clone(), bits, asymmetric, self.layout, self.numerics, noise)
+        {
+            return q;
+        }
         let [rows, cols] = w.dims();
         let device = w.device();
         let values = w
-            .clone()
-            .inner()
             .into_data()
             .convert::<f32>()
             .try_into_vec::<f32>()
             .expect("f32 data reads back as f32");
         let q = numerics::dequantize(&self.quantize(&values, rows, cols));
-        let q = Tensor::<2>::from_data(TensorData::new(q, [rows, cols]), &device);
-        straight_through(w, q)
+        Tensor::<2>::from_data(TensorData::new(q, [rows, cols]), &device)
     }
 }
 

@@ -12,8 +12,10 @@
 
 pub mod builtin;
 pub mod composer;
+mod device_quant;
 mod error;
 pub mod fake_quant;
+pub mod lifecycle;
 pub use ember_numerics as numerics;
 pub mod observer;
 pub mod registry;

@@ -176,9 +176,16 @@ pub fn reparameterize<M: Module>(
     let (module, inventory) = inventory_of(module, layout, "module");
     let plan = ember_config::resolve_plan(config, &inventory, &registry.catalog())?;
     crate::Composer::new(registry.clone()).check_supported(config, &plan)?;
+    // Nothing steps a reparameterized module's clock: schedules need Ember's training loop.
+    if let Some((pointer, why)) = ember_config::scheduled_reasons(config).into_iter().next() {
+        return Err(CoreError::NotSupported(format!(
+            "{pointer}: {why}; reparameterization applies post-training weight techniques (compose an Ember model to train on a schedule)"
+        )));
+    }
     let ctx = AttachContext {
         numerics: config.ember.numerics,
         calibration: config.calibration.clone(),
+        clock: crate::lifecycle::StepClock::new(),
     };
     let mut by_path = Vec::new();
     for m in plan.modules.iter().filter(|m| !m.techniques.is_empty()) {

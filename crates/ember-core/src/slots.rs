@@ -12,6 +12,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 
 use crate::fake_quant::{ActSpec, WeightQuant, fake_quantize_activation};
+use crate::lifecycle::{ActivationSchedule, WeightSchedule};
 use crate::numerics::{self, Quantized};
 use crate::observer::{GramObserver, RangeObserver};
 
@@ -28,9 +29,13 @@ pub struct LinearSlots {
     /// User techniques' weight transforms, in attach order.
     #[module(skip)]
     pub transforms: Vec<Arc<dyn WeightTransform>>,
-    /// Weight fake quantization.
+    /// Weight fake quantization (at its final bits: what clean stores).
     #[module(skip)]
     pub weight_quant: Option<WeightQuant>,
+    /// When `weight_quant` applies during training and at how many bits (a `schedule_offset`,
+    /// MoQ's annealing, stochastic rounding); none: always, at its own bits.
+    #[module(skip)]
+    pub weight_schedule: Option<WeightSchedule>,
     /// Calibration: records the input's range (no effect on values).
     #[module(skip)]
     pub observer: Option<RangeObserver>,
@@ -45,6 +50,9 @@ pub struct LinearSlots {
     /// Input activation fake quantization.
     #[module(skip)]
     pub act_quant: Option<ActSpec>,
+    /// The step from which `act_quant` applies during training; none: always.
+    #[module(skip)]
+    pub act_schedule: Option<ActivationSchedule>,
     /// The transformed weight, precomputed by [`LinearSlots::precompute`] for inference.
     #[module(skip)]
     pub frozen: Option<Tensor<2>>,
@@ -67,7 +75,7 @@ impl LinearSlots {
         }
         let w = self.transforms.iter().fold(w, |w, t| t.apply(w));
         match &self.weight_quant {
-            Some(q) => q.apply(w),
+            Some(q) => scheduled(q, self.weight_schedule.as_ref(), w),
             None => w,
         }
     }
@@ -136,8 +144,24 @@ impl LinearSlots {
             g.observe(&x);
         }
         match &self.act_quant {
-            Some(q) => fake_quantize_activation(q, x),
-            None => x,
+            Some(q) if self.act_schedule.as_ref().is_none_or(|s| s.active()) => fake_quantize_activation(q, x),
+            _ => x,
+        }
+    }
+}
+
+/// `w` fake-quantized by `q` as its schedule says at the clock's step: float before the offset,
+/// then at the phase's bits (blended with the float weight while MoQ's float share lasts;
+/// stochastic rounding only in a training forward, on the autodiff device).
+fn scheduled(q: &WeightQuant, schedule: Option<&WeightSchedule>, w: Tensor<2>) -> Tensor<2> {
+    let Some(schedule) = schedule else {
+        return q.apply(w);
+    };
+    match schedule.now() {
+        None => w,
+        Some(phase) => {
+            let stochastic = schedule.stochastic && w.is_autodiff();
+            q.with_bits(phase.bits).apply_blended(w, phase.float_share, stochastic)
         }
     }
 }
@@ -156,6 +180,9 @@ fn dequantized(q: &Quantized, device: &burn::tensor::Device) -> Tensor<2> {
 pub struct EmbeddingSlots {
     #[module(skip)]
     pub weight_quant: Option<WeightQuant>,
+    /// See [`LinearSlots::weight_schedule`].
+    #[module(skip)]
+    pub weight_schedule: Option<WeightSchedule>,
     /// The quantized table, precomputed by [`EmbeddingSlots::precompute`].
     #[module(skip)]
     pub frozen: Option<Tensor<2>>,
@@ -176,7 +203,7 @@ impl EmbeddingSlots {
             return f.clone();
         }
         match &self.weight_quant {
-            Some(q) => q.apply(w),
+            Some(q) => scheduled(q, self.weight_schedule.as_ref(), w),
             None => w,
         }
     }
@@ -234,5 +261,130 @@ mod tests {
         assert_eq!(values(slots.weight(w.clone())), solved);
         let rtn = values(slots.weight_quant.unwrap().apply(w));
         assert_ne!(rtn, solved, "GPTQ changed nothing: the test proves nothing");
+    }
+
+    #[test]
+    fn a_scheduled_weight_follows_the_clock_exactly() {
+        // MoQ 8 → 5 bits from step 3, period 2: W8 at 3, W7 at 5, W6 at 7, W5 at 11; activations
+        // from step 4. At every step the forward weight is the numerics' fake quantization at
+        // the phase's bits (bit for bit), the float weight before the offset.
+        use crate::lifecycle::{ActivationSchedule, BitSchedule, StepClock, WeightSchedule};
+        let device = Device::flex();
+        let (rows, cols) = (6, 16);
+        let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 53 % 29) as f32 - 14.0) / 9.0).collect();
+        let clock = StepClock::new();
+        let layout = GroupLayout::RowGroups(8);
+        let bits = BitSchedule {
+            offset: 3,
+            start_bits: 8,
+            target_bits: 5,
+            period: 2,
+            factor: 1,
+            mixed_change_ratio: None,
+        };
+        let slots = LinearSlots {
+            weight_quant: Some(WeightQuant {
+                scheme: Scheme::Symmetric { bits: 5 },
+                layout,
+                numerics: Numerics::Ember,
+                clip: Clip::None,
+            }),
+            weight_schedule: Some(WeightSchedule {
+                clock: clock.clone(),
+                bits,
+                stochastic: false,
+            }),
+            act_quant: Some(ActSpec {
+                bits: 8,
+                symmetric: true,
+                range: crate::fake_quant::ActRange::Dynamic,
+                numerics: Numerics::Ember,
+            }),
+            act_schedule: Some(ActivationSchedule {
+                clock: clock.clone(),
+                offset: 4,
+            }),
+            ..LinearSlots::default()
+        };
+        let expected_bits = [
+            None,
+            None,
+            None,
+            Some(8),
+            Some(8),
+            Some(7),
+            Some(7),
+            Some(6),
+            Some(6),
+            Some(6),
+            Some(6),
+            Some(5),
+        ];
+        let x = tensor((0..cols).map(|i| i as f32 * 0.37 - 2.0).collect(), [1, cols], &device);
+        for (step, want_bits) in expected_bits.iter().enumerate() {
+            clock.set(step as u64);
+            let got = values(slots.weight(tensor(w.clone(), [rows, cols], &device)));
+            let want = match want_bits {
+                None => w.clone(),
+                Some(b) => {
+                    numerics::fake_quantize(&w, rows, cols, layout, Scheme::Symmetric { bits: *b }, Numerics::Ember)
+                }
+            };
+            assert_eq!(got, want, "step {step}");
+            let input = values(slots.input(x.clone()));
+            assert_eq!(
+                input == values(x.clone()),
+                step < 4,
+                "activations quantized from step 4 (step {step})"
+            );
+        }
+    }
+
+    #[test]
+    fn moqs_blend_mixes_the_float_and_the_quantized_weight() {
+        use crate::lifecycle::{BitSchedule, StepClock, WeightSchedule};
+        let device = Device::flex();
+        let w: Vec<f32> = (0..32).map(|i| ((i * 17 % 13) as f32 - 6.0) / 5.0).collect();
+        let clock = StepClock::new();
+        let quant = WeightQuant {
+            scheme: Scheme::Symmetric { bits: 4 },
+            layout: GroupLayout::PerRow,
+            numerics: Numerics::Ember,
+            clip: Clip::None,
+        };
+        let slots = EmbeddingSlots {
+            weight_quant: Some(quant),
+            weight_schedule: Some(WeightSchedule {
+                clock: clock.clone(),
+                bits: BitSchedule {
+                    mixed_change_ratio: Some(0.25),
+                    ..BitSchedule::fixed(0, 4)
+                },
+                stochastic: false,
+            }),
+            frozen: None,
+        };
+        let q = numerics::fake_quantize(
+            &w,
+            4,
+            8,
+            GroupLayout::PerRow,
+            Scheme::Symmetric { bits: 4 },
+            Numerics::Ember,
+        );
+        for (step, r) in [(0u64, 1.0f32), (1, 0.75), (2, 0.5), (3, 0.25), (4, 0.0), (9, 0.0)] {
+            clock.set(step);
+            let got = values(slots.weight(tensor(w.clone(), [4, 8], &device)));
+            for ((g, x), q) in got.iter().zip(&w).zip(&q) {
+                let want = r * x + (1.0 - r) * q;
+                assert!((g - want).abs() <= 1e-6, "step {step}: {g} vs {want}");
+            }
+        }
+        clock.set(4);
+        assert_eq!(
+            values(slots.weight(tensor(w.clone(), [4, 8], &device))),
+            q,
+            "settled: exactly the quantized weight"
+        );
     }
 }

@@ -9,6 +9,7 @@ use ember_config::types::{Calibration, Numerics};
 use ember_config::{CustomTechniqueSpec, SiteKind};
 
 use crate::error::CoreError;
+use crate::lifecycle::StepClock;
 use crate::slots::{EmbeddingSlots, LinearSlots};
 
 /// The slots of one module, by kind.
@@ -22,6 +23,8 @@ pub enum SiteSlots<'a> {
 pub struct AttachContext {
     pub numerics: Numerics,
     pub calibration: Calibration,
+    /// The composition's training step: scheduled state (offsets, MoQ bits, masks) follows it.
+    pub clock: StepClock,
 }
 
 /// A compression technique.

@@ -7,39 +7,54 @@ use crate::number::{Clip, Numerics};
 
 use super::round;
 
-/// Symmetric quantization of one group; returns `(scale, 0)`.
-pub(crate) fn symmetric(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [Code]) -> (f32, f32) {
-    let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-    if max == 0.0 || !max.is_finite() {
-        codes.fill(0);
-        return (0.0, 0.0);
-    }
-    let (scale, lo, hi) = match numerics {
+/// A symmetric group's quantizer from its largest magnitude: `(scale, lowest code, highest
+/// code)`; scale 0 for an all-zero or non-finite group (its codes are 0). The one formula the
+/// slice quantizer below and the tensor-op fake quantization of training share.
+pub fn symmetric_params(max: f32, bits: u32, numerics: Numerics) -> (f32, f32, f32) {
+    let (lo, hi) = match numerics {
         Numerics::Ember => {
-            let qmax = ((1i32 << (bits - 1)) - 1) as f32;
-            (exact_scale(max, qmax), -qmax, qmax)
+            let qmax = ((1i64 << (bits - 1)) - 1) as f32;
+            (-qmax, qmax)
         }
         Numerics::Deepspeed => {
             let q_range = (1u64 << bits) as f32;
-            (2.0 * max / q_range, -q_range / 2.0, q_range / 2.0 - 1.0)
+            (-q_range / 2.0, q_range / 2.0 - 1.0)
         }
     };
+    if max == 0.0 || !max.is_finite() {
+        return (0.0, lo, hi);
+    }
+    let scale = match numerics {
+        Numerics::Ember => exact_scale(max, hi),
+        Numerics::Deepspeed => 2.0 * max / (1u64 << bits) as f32,
+    };
+    (scale, lo, hi)
+}
+
+/// Symmetric quantization of one group; returns `(scale, 0)`.
+pub(crate) fn symmetric(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [Code]) -> (f32, f32) {
+    let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let (scale, lo, hi) = symmetric_params(max, bits, numerics);
+    if scale == 0.0 {
+        codes.fill(0);
+        return (0.0, 0.0);
+    }
     for (c, &v) in codes.iter_mut().zip(x) {
         *c = round(v / scale).clamp(lo, hi) as Code;
     }
     (scale, 0.0)
 }
 
-/// Asymmetric quantization of one group; returns `(scale, zero)`.
-pub(crate) fn asymmetric(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [Code]) -> (f32, f32) {
-    let (mn, mx) = x
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let top = ((1u64 << bits) - 1) as f32;
-    if x.is_empty() || !(mn.is_finite() && mx.is_finite()) {
-        codes.fill(0);
+/// An asymmetric group's quantizer from its range `[mn, mx]`: `(scale, zero)`, where Ember's
+/// zero is an integer code and DeepSpeed's a value. Scale 0 for a group whose codes are all 0:
+/// empty or non-finite (zero 0), all zero (Ember), or constant (DeepSpeed, whose zero then keeps
+/// the constant). The one formula the slice quantizer below and the tensor-op fake quantization
+/// of training share.
+pub fn asymmetric_params(mn: f32, mx: f32, bits: u32, numerics: Numerics) -> (f32, f32) {
+    if !(mn.is_finite() && mx.is_finite()) {
         return (0.0, 0.0);
     }
+    let top = ((1u64 << bits) - 1) as f32;
     match numerics {
         Numerics::Ember => {
             // The range always includes 0 (as PyTorch's and ONNX's asymmetric quantizers do), so
@@ -57,30 +72,35 @@ pub(crate) fn asymmetric(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [
                 (mx - mn) / top
             };
             if scale == 0.0 {
-                codes.fill(0);
                 return (0.0, 0.0);
             }
-            let zero = round(-mn / scale);
-            for (c, &v) in codes.iter_mut().zip(x) {
-                *c = (round(v / scale) + zero).clamp(0.0, top) as Code;
-            }
-            (scale, zero)
+            (scale, round(-mn / scale))
         }
         Numerics::Deepspeed => {
-            let q_range = (1u64 << bits) as f32;
-            let scale = (mx - mn) / q_range;
+            let scale = (mx - mn) / (1u64 << bits) as f32;
             if scale == 0.0 {
                 // DeepSpeed divides by zero here (NaN, bug B7); the constant is kept exactly.
-                codes.fill(0);
                 return (0.0, mn);
             }
-            let zero = round(mn / scale) * scale;
-            for (c, &v) in codes.iter_mut().zip(x) {
-                *c = round((v - zero) / scale).clamp(0.0, q_range - 1.0) as Code;
-            }
-            (scale, zero)
+            (scale, round(mn / scale) * scale)
         }
     }
+}
+
+/// Asymmetric quantization of one group; returns `(scale, zero)`.
+pub(crate) fn asymmetric(x: &[f32], bits: u32, numerics: Numerics, codes: &mut [Code]) -> (f32, f32) {
+    let (mn, mx) = x
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (scale, zero) = asymmetric_params(mn, mx, bits, numerics);
+    if scale == 0.0 {
+        codes.fill(0);
+        return (0.0, zero);
+    }
+    for (c, &v) in codes.iter_mut().zip(x) {
+        *c = asymmetric_code(v, scale, zero, bits, numerics) as Code;
+    }
+    (scale, zero)
 }
 
 /// One integer group, symmetric or asymmetric, with its range chosen by `clip`: writes the codes

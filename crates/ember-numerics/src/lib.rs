@@ -28,6 +28,7 @@ pub use activation::{ActRange, ActSpec, RowQuant};
 pub use float::MiniFloat;
 pub use gptq::{gptq, gptq_blocks};
 pub use groups::{GroupLayout, group_ranges};
+pub use int::{asymmetric_params, symmetric_params};
 pub use number::{Clip, FloatFormat, Numerics};
 pub use storage::{
     IntFormat, KernelGroups, LinearKernel, WeightSpec, code_bits, code_range, format_name, linear_kernel,

@@ -3,6 +3,7 @@
 //! DeepSpeed), on what schedule, the shapes and bytes before and after, the effective bits per
 //! weight and the kernel that will run it. The composer consumes the plan, never the raw config.
 
+mod bit_schedule;
 mod resolve;
 mod size;
 mod table;
@@ -16,6 +17,7 @@ use crate::types::{
     Clip, FloatFormat, MatchMode, Numerics, PruningMethod, QuantizationType, RangeCalibration, Rounding,
 };
 
+pub use bit_schedule::{BitSchedule, Phase};
 pub use resolve::resolve_plan;
 
 /// A config resolved against one model.
@@ -85,6 +87,22 @@ impl ModulePlan {
     pub fn weight_quant(&self) -> Option<&WeightQuantPlan> {
         self.techniques.iter().find_map(|a| match &a.params {
             Params::WeightQuant(w) => Some(w),
+            _ => None,
+        })
+    }
+
+    /// The weight's quantization schedule (offset and MoQ bits), if it is quantized.
+    pub fn weight_schedule(&self) -> Option<BitSchedule> {
+        self.techniques.iter().find_map(|a| match &a.params {
+            Params::WeightQuant(w) => Some(w.bit_schedule(a.schedule.start)),
+            _ => None,
+        })
+    }
+
+    /// The step from which the input is quantized, if it is.
+    pub fn activation_offset(&self) -> Option<u64> {
+        self.techniques.iter().find_map(|a| match &a.params {
+            Params::ActivationQuant(_) => Some(a.schedule.start),
             _ => None,
         })
     }
@@ -194,6 +212,22 @@ impl WeightQuantPlan {
         }
     }
 
+    /// When the weight is quantized to how many bits, from the technique's `schedule_offset`:
+    /// MoQ anneals start → target; forward mode quantizes to the target bits from the offset on.
+    pub fn bit_schedule(&self, offset: u64) -> BitSchedule {
+        match self.mode {
+            QuantMode::Forward => BitSchedule::fixed(offset, self.bits),
+            QuantMode::Moq => BitSchedule {
+                offset,
+                start_bits: self.start_bits,
+                target_bits: self.bits,
+                period: u64::from(self.period),
+                factor: 1,
+                mixed_change_ratio: self.mixed_change_ratio,
+            },
+        }
+    }
+
     /// A short label: `W8 sym rows/48`, `W4 sym gs64`, `W2 ternary`, `W8→4 MoQ`.
     pub fn label(&self) -> String {
         let bits = if self.mode == QuantMode::Moq && self.start_bits != self.bits {
@@ -247,6 +281,21 @@ pub struct HeadPrunePlan {
 }
 
 impl Plan {
+    /// The weight-quantization schedules that change during training (an offset, MoQ's
+    /// annealing), one per config group: `(group pointer, schedule)`.
+    pub fn weight_schedules(&self) -> Vec<(String, BitSchedule)> {
+        let mut out: Vec<(String, BitSchedule)> = Vec::new();
+        for a in self.modules.iter().flat_map(|m| &m.techniques) {
+            if let Params::WeightQuant(w) = &a.params {
+                let s = w.bit_schedule(a.schedule.start);
+                if (s.offset > 0 || s.anneals()) && !out.iter().any(|(p, _)| p == &a.pointer) {
+                    out.push((a.pointer.clone(), s));
+                }
+            }
+        }
+        out
+    }
+
     /// The plan of one module, by exact path.
     pub fn module(&self, path: &str) -> Option<&ModulePlan> {
         self.modules.iter().find(|m| m.path == path)

@@ -31,6 +31,7 @@ pub fn resolve_plan(config: &EmberConfig, inventory: &Inventory, catalog: &Catal
     };
     let (sites, layers) = r.layer_reduction(inventory);
     r.techniques(&sites, catalog, &inventory.model);
+    r.schedules_settle();
     if !r.errors.is_empty() {
         return Err(ConfigErrors(collapse_repeats(r.errors)));
     }
@@ -88,6 +89,64 @@ impl TechniqueSpec<'static> {
 }
 
 impl Resolver<'_> {
+    /// With a `training` section, every quantization schedule must be settled (final bits, no
+    /// float share) before the last step: the model clean stores is then the one the last steps
+    /// trained. One error per group.
+    fn schedules_settle(&mut self) {
+        let Some(steps) = self.cfg.training.as_ref().map(|t| t.steps) else {
+            return;
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for a in self.applied.values().flatten() {
+            if !seen.insert(a.pointer.clone()) {
+                continue;
+            }
+            let technique = format!("{CT}/{}", a.technique);
+            let late = |start: u64| {
+                format!(
+                    "{} starts at step {start}, but training ends after {steps} steps (`training.steps`), so it would never train{}",
+                    a.technique,
+                    if start == 1000 {
+                        " (1000 is DeepSpeed's default offset)"
+                    } else {
+                        ""
+                    }
+                )
+            };
+            match &a.params {
+                Params::WeightQuant(w) => {
+                    let schedule = w.bit_schedule(a.schedule.start);
+                    if schedule.offset >= steps {
+                        self.errors.push(ConfigError::invalid(
+                            format!("{technique}/shared_parameters/schedule_offset"),
+                            late(schedule.offset),
+                        ));
+                        continue;
+                    }
+                    match schedule.settled_at() {
+                        None => self.errors.push(ConfigError::invalid(
+                            format!("{technique}/shared_parameters/fp16_mixed_quantize/quantize_change_ratio"),
+                            "0 never lowers the float share of the blended weight, so the weights would never be fully quantized; use a ratio > 0 (DeepSpeed's default is 0.001)",
+                        )),
+                        Some(at) if at >= steps => self.errors.push(ConfigError::invalid(
+                            format!("{}/params/quantization_period", a.pointer),
+                            format!(
+                                "the schedule ({}) settles at step {at}, not before the last of training.steps = {steps}; raise training.steps above {at} or shorten the period",
+                                schedule.describe()
+                            ),
+                        )),
+                        Some(_) => {}
+                    }
+                }
+                Params::ActivationQuant(_) if a.schedule.start >= steps => self.errors.push(ConfigError::invalid(
+                    format!("{technique}/shared_parameters/schedule_offset"),
+                    late(a.schedule.start),
+                )),
+                _ => {}
+            }
+        }
+    }
+
     /// Builds the student's site list (renamed layers when layer reduction is on).
     fn layer_reduction(&mut self, inv: &Inventory) -> (Vec<(Site, Option<String>)>, Option<LayerPlan>) {
         let all: Vec<(Site, Option<String>)> = inv.sites.iter().map(|s| (s.clone(), None)).collect();

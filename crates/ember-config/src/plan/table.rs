@@ -94,6 +94,33 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
+impl Plan {
+    /// What changes during training, one line per technique group: `(group pointer, schedule)`
+    /// (weight quantization: its offset and MoQ's drops; other techniques: their start).
+    pub fn schedules(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .weight_schedules()
+            .into_iter()
+            .map(|(pointer, s)| (pointer, s.describe()))
+            .collect();
+        for a in self.modules.iter().flat_map(|m| &m.techniques) {
+            if !matches!(a.link, Link::Main { .. }) || out.iter().any(|(p, _)| p == &a.pointer) {
+                continue;
+            }
+            let text = match &a.params {
+                Params::WeightQuant(_) => continue,
+                _ if a.schedule.start == 0 && a.schedule.end.is_none() => continue,
+                _ => match a.schedule.end {
+                    Some(end) if end > a.schedule.start => format!("from step {} to {end}", a.schedule.start),
+                    _ => format!("from step {}", a.schedule.start),
+                },
+            };
+            out.push((a.pointer.clone(), text));
+        }
+        out
+    }
+}
+
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -183,6 +210,13 @@ impl fmt::Display for Plan {
                 "post-training (calibration only)"
             }
         )?;
+        let schedules = self.schedules();
+        if !schedules.is_empty() {
+            writeln!(f, "schedule (optimizer steps):")?;
+            for (what, text) in schedules {
+                writeln!(f, "  {what}: {text}")?;
+            }
+        }
         for w in &self.warnings {
             writeln!(f, "warning: {w}")?;
         }
