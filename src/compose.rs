@@ -36,6 +36,8 @@ pub struct ComposeOptions {
     pub checkpoint: Option<PathBuf>,
     /// Continue the training run saved in the checkpoint.
     pub resume: bool,
+    /// Optimizer steps when the config gives none (`compose --steps`).
+    pub steps: Option<u64>,
 }
 
 /// What a compose run produced.
@@ -43,6 +45,8 @@ pub struct ComposeOptions {
 pub struct ComposeOutcome {
     pub plan: Plan,
     pub warnings: Vec<String>,
+    /// What became of a DeepSpeed file's engine keys (`key: …`).
+    pub notes: Vec<String>,
     /// Quality of the composed model, with `eval`.
     pub eval: Option<EvalReport>,
     /// Seconds spent attaching and calibrating (model loading excluded).
@@ -104,7 +108,7 @@ pub fn compose(opts: &ComposeOptions) -> Result<ComposeOutcome, Error> {
 /// Runs the pipeline with `registry` (built-ins plus whatever a user crate registered).
 pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<ComposeOutcome, Error> {
     let text = read_config_text(&opts.config)?;
-    let parsed = ember_config::parse_config(&text, &registry.catalog())?;
+    let parsed = ember_config::parse_config_with_steps(&text, &registry.catalog(), opts.steps)?;
     let config = &parsed.config;
     let source = opts.model.clone().unwrap_or_else(|| config.model.source.clone());
     let out = opts
@@ -156,6 +160,7 @@ pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<Compos
         return Ok(ComposeOutcome {
             plan,
             warnings,
+            notes: parsed.notes.clone(),
             eval: None,
             compose_seconds: 0.0,
             artifact: None,
@@ -173,7 +178,8 @@ pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<Compos
         calibration_samples(config, &assets)?;
     }
     if ember_config::trains(config) {
-        crate::distill::training_samples(&crate::distill::TrainingText::of(config), &assets)?;
+        let samples = crate::distill::training_samples(&crate::distill::TrainingText::of(config), &assets)?;
+        crate::distill::hold_out(samples, config)?;
     }
     let loaded = load_model(&source, &assets)?;
     let dir = loaded.dir.clone();
@@ -215,6 +221,7 @@ pub fn compose_with(registry: &Registry, opts: &ComposeOptions) -> Result<Compos
     Ok(ComposeOutcome {
         plan,
         warnings,
+        notes: parsed.notes.clone(),
         eval,
         compose_seconds,
         artifact,
@@ -446,7 +453,14 @@ pub fn compose_encoder(
     if let Some(teacher) = teacher {
         let text = crate::distill::TrainingText::of(config);
         let samples = crate::distill::training_samples(&text, assets)?;
-        let batches = crate::distill::training_batches(&text, &samples, &loaded.dir.join("tokenizer.json"))?;
+        let (samples, held_out) = crate::distill::hold_out(samples, config)?;
+        let tokenizer_path = loaded.dir.join("tokenizer.json");
+        let batches = crate::distill::training_batches(&text, &samples, &tokenizer_path)?;
+        let held_out = if held_out.is_empty() {
+            Vec::new()
+        } else {
+            crate::distill::training_batches(&text, &held_out, &tokenizer_path)?
+        };
         // ZeroQuant's order: layer-by-layer distillation first, then (with `training`) the
         // whole model.
         if let Some(lkd) = ember_config::layerwise_distillation(config) {
@@ -467,10 +481,12 @@ pub fn compose_encoder(
             let schedules = crate::distill::StudentSchedules {
                 clock: composed.clock().clone(),
                 weights: composed.weight_schedules(),
+                settled_at: composed.plan.settled_at(),
             };
             let student = std::mem::replace(&mut composed.model, teacher.clone());
-            let (trained, report) =
-                crate::distill::distill(student, &teacher, config, &batches, &schedules, &saving, quiet, events)?;
+            let (trained, report) = crate::distill::distill(
+                student, &teacher, config, &batches, &held_out, &schedules, &saving, quiet, events,
+            )?;
             composed.model = trained;
             events.emit("trained", &serde_json::to_value(&report).unwrap_or_default())?;
         }

@@ -19,10 +19,11 @@ use ember_core::lifecycle::{BitSchedule, Phase, StepClock};
 use ember_models::assets::Assets;
 use ember_models::{Batch, Bert, Tokenizer, text_data};
 use ember_train::losses::{embedding_cosine, embedding_mse, masked_mse};
-use ember_train::{TrainSettings, Trainer};
+use ember_train::{Accumulation, TrainSettings, Trainer};
 
 use crate::Error;
 use crate::events::Events;
+use crate::heldout::{Fidelity, HeldOut};
 
 /// The loss terms `distill` can compute, and why the others cannot run yet.
 pub fn loss_support(kind: LossKind) -> Result<(), &'static str> {
@@ -45,6 +46,19 @@ fn loss_name(kind: LossKind) -> String {
 /// task loss), or a term it cannot compute yet.
 pub fn check_training(config: &EmberConfig) -> Result<(), Error> {
     if config.training.is_none() {
+        // `check` and `plan` accept such a config with a warning; training it needs a length.
+        let missing: Vec<ember_config::ConfigError> = ember_config::training_reasons(config)
+            .into_iter()
+            .map(|(pointer, why)| ember_config::ConfigError::Invalid {
+                pointer,
+                message: format!(
+                    "{why}, which needs training, but the config gives no step count: add `training.steps`, a DeepSpeed `scheduler` with `total_num_steps`, or pass `compose --steps N`"
+                ),
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Config(ember_config::ConfigErrors(missing)));
+        }
         return Ok(());
     }
     let losses = config
@@ -80,6 +94,11 @@ pub struct DistillReport {
     pub first_loss: f64,
     pub last_loss: f64,
     pub seconds: f64,
+    /// Held-out fidelity of the state kept (when measured).
+    pub held_out: Option<Fidelity>,
+    /// The step whose state is kept: the best held-out one once every schedule has settled,
+    /// else the last.
+    pub kept_step: u64,
 }
 
 /// Where training text comes from and how it is batched: the `training` section's, else (for
@@ -95,9 +114,11 @@ pub struct TrainingText {
 impl TrainingText {
     pub fn of(config: &EmberConfig) -> TrainingText {
         match &config.training {
+            // Batches are micro batches: `batch_size` sentences per step in
+            // `gradient_accumulation_steps` forwards.
             Some(t) => TrainingText {
                 data: t.data.clone(),
-                batch_size: t.batch_size as usize,
+                batch_size: (t.batch_size / t.gradient_accumulation_steps.max(1)).max(1) as usize,
                 max_seq_len: t.max_seq_len as usize,
             },
             None => TrainingText {
@@ -141,6 +162,26 @@ pub fn training_samples(text: &TrainingText, assets: &Assets) -> Result<Vec<Stri
     Ok(samples)
 }
 
+/// Sets the last `training.eval_sentences` training sentences aside for held-out measurements
+/// (when `training.eval_every` > 0): `(trained on, held out)`. Refuses a corpus whose rest is
+/// smaller than one batch.
+pub fn hold_out(samples: Vec<String>, config: &EmberConfig) -> Result<(Vec<String>, Vec<String>), Error> {
+    let Some(t) = config.training.as_ref().filter(|t| t.eval_every > 0) else {
+        return Ok((samples, Vec::new()));
+    };
+    let held = t.eval_sentences as usize;
+    if samples.len() < held + t.batch_size as usize {
+        return Err(Error::Other(format!(
+            "the training text has {} sentences: too few to set training.eval_sentences = {held} aside and still fill a batch of {} (lower eval_sentences, or eval_every = 0)",
+            samples.len(),
+            t.batch_size
+        )));
+    }
+    let mut samples = samples;
+    let held_out = samples.split_off(samples.len() - held);
+    Ok((samples, held_out))
+}
+
 /// `samples` tokenized (at most `text.max_seq_len` tokens) and batched by token count.
 pub fn training_batches(text: &TrainingText, samples: &[String], tokenizer_path: &Path) -> Result<Vec<Batch>, Error> {
     let tokenizer = Tokenizer::from_file_with_max_length(tokenizer_path, text.max_seq_len)?;
@@ -181,6 +222,9 @@ pub fn fingerprint(config: &EmberConfig, teacher: &Bert) -> String {
 pub struct StudentSchedules {
     pub clock: StepClock,
     pub weights: Vec<(String, BitSchedule)>,
+    /// The first step from which nothing scheduled changes (`Plan::settled_at`): held-out
+    /// measurements from then on are candidates for the kept state.
+    pub settled_at: u64,
 }
 
 impl StudentSchedules {
@@ -212,6 +256,7 @@ pub fn distill(
     teacher: &Bert,
     config: &EmberConfig,
     batches: &[Batch],
+    held_out: &[Batch],
     schedules: &StudentSchedules,
     saving: &Checkpointing,
     quiet: bool,
@@ -253,13 +298,23 @@ pub fn distill(
             t.steps
         )));
     }
-    let order = epoch_order(batches.len(), t.seed, t.steps);
-    let hidden_needed = losses.iter().any(|l| l.kind == LossKind::HiddenMse);
+    let micro_batches = t.gradient_accumulation_steps.max(1);
+    let order = epoch_order(batches.len(), t.seed, t.steps * u64::from(micro_batches));
     let bar = crate::progress::progress_bar(t.steps, "distilling", quiet);
     bar.set_position(first_step);
     let log_every = (t.steps / 200).max(1);
     let start = Instant::now();
     let mut history = Vec::with_capacity(t.steps as usize);
+    let held = if held_out.is_empty() || t.eval_every == 0 {
+        None
+    } else {
+        Some(HeldOut::new(held_out.to_vec(), teacher, &plain)?)
+    };
+    // The best measured state once every schedule has settled: (step, fidelity, model).
+    let mut best: Option<(u64, Fidelity, Bert)> = None;
+    let mut curve: Vec<(u64, Fidelity)> = Vec::new();
+    // Ctrl-C from here on finishes the current step, checkpoints it and stops.
+    crate::interrupt::watch();
     let mut phases = schedules.bits_at(first_step.saturating_sub(1));
     for step in first_step..t.steps {
         // Schedules (offsets, MoQ's bits and blend) follow the step before the forward.
@@ -274,57 +329,30 @@ pub fn distill(
             }
         }
         phases = now;
-        let batch = &batches[order[step as usize]];
-        let (t_out, t_hidden) = if hidden_needed {
-            teacher.encode_with_hidden(batch, &plain)?
-        } else {
-            (teacher.encode(batch, &plain)?, Vec::new())
-        };
-        let (s_out, s_hidden) = if hidden_needed {
-            student.encode_with_hidden(batch, &device)?
-        } else {
-            (student.encode(batch, &device)?, Vec::new())
-        };
-        let on = |x: Tensor<2>| Tensor::<2>::from_data(x.into_data(), &device);
-        let on3 = |x: Tensor<3>| Tensor::<3>::from_data(x.into_data(), &device);
-        let (_, mask) = batch.to_tensors(&device);
-        let mut terms = Vec::with_capacity(losses.len());
-        let mut total: Option<Tensor<1>> = None;
-        for l in &losses {
-            let term = match l.kind {
-                LossKind::EmbeddingCosine => embedding_cosine(s_out.embedding.clone(), on(t_out.embedding.clone())),
-                LossKind::EmbeddingMse => embedding_mse(s_out.embedding.clone(), on(t_out.embedding.clone())),
-                LossKind::HiddenMse => {
-                    // Student layer i ↔ teacher layer i (same depth), averaged over layers.
-                    let n = s_hidden.len().max(1) as f64;
-                    let mut sum: Option<Tensor<1>> = None;
-                    for (s, t) in s_hidden.iter().zip(&t_hidden) {
-                        let m = masked_mse(s.clone(), on3(t.clone()), mask.clone());
-                        sum = Some(match sum {
-                            Some(acc) => acc + m,
-                            None => m,
-                        });
-                    }
-                    sum.expect("a model has layers").div_scalar(n)
-                }
-                other => return Err(Error::NotSupported(format!("distillation loss {other:?}"))),
-            };
-            let value = f64::from(term.clone().inner().into_scalar::<f32>());
-            terms.push((loss_name(l.kind), value));
-            let weighted = term.mul_scalar(l.weight);
-            total = Some(match total {
-                Some(acc) => acc + weighted,
-                None => weighted,
-            });
+        // `training.batch_size` sentences per step, in `gradient_accumulation_steps` micro
+        // batches whose gradients add up (each loss divided by their number).
+        let mut accumulation = Accumulation::new(micro_batches);
+        let mut terms: Vec<(String, f64)> = Vec::new();
+        let mut loss_value = 0.0;
+        for m in 0..u64::from(micro_batches) {
+            let batch = &batches[order[(step * u64::from(micro_batches) + m) as usize]];
+            let (loss, micro_terms) = batch_loss(&student, teacher, batch, &losses, &plain, &device)?;
+            let loss = accumulation.scale(loss);
+            loss_value += f64::from(loss.clone().inner().into_scalar::<f32>());
+            if terms.is_empty() {
+                terms = micro_terms.iter().map(|(k, _)| (k.clone(), 0.0)).collect();
+            }
+            for ((_, sum), (_, v)) in terms.iter_mut().zip(&micro_terms) {
+                *sum += v / f64::from(micro_batches);
+            }
+            if !loss_value.is_finite() {
+                return Err(Error::Other(format!(
+                    "the training loss is not finite at step {step} ({loss_value}); lower training.lr"
+                )));
+            }
+            accumulation.add(&student, loss);
         }
-        let loss = total.expect("at least one loss term");
-        let loss_value = f64::from(loss.clone().inner().into_scalar::<f32>());
-        if !loss_value.is_finite() {
-            return Err(Error::Other(format!(
-                "the training loss is not finite at step {step} ({loss_value}); lower training.lr"
-            )));
-        }
-        let (next, report) = trainer.step(student, loss);
+        let (next, report) = trainer.step_with(student, accumulation.finish());
         student = next;
         history.push(loss_value);
         bar.set_position(step + 1);
@@ -345,10 +373,28 @@ pub fn distill(
             if bits.is_empty() { "" } else { ", " },
             bits.join(", ")
         ));
+        let done = step + 1;
+        if let Some(held) = &held
+            && (done % t.eval_every == 0 || done == t.steps)
+        {
+            // The state after `done` steps runs at the schedules' phase of step `done`.
+            schedules.clock.set(done);
+            let state = student.clone().valid();
+            let f = held.measure(&state, &plain)?;
+            let candidate = done >= schedules.settled_at;
+            events.emit(
+                "eval",
+                &serde_json::json!({ "step": done, "cos_mean": f.cos_mean, "cos_min": f.cos_min, "sentences": held.sentences(), "candidate": candidate }),
+            )?;
+            curve.push((done, f));
+            if candidate && best.as_ref().is_none_or(|(_, b, _)| f.cos_mean > b.cos_mean) {
+                best = Some((done, f, state));
+            }
+        }
+        let interrupted = crate::interrupt::requested();
         if let Some(path) = &saving.path
-            && t.checkpoint_every > 0
-            && (step + 1) % t.checkpoint_every == 0
             && step + 1 < t.steps
+            && (interrupted || (t.checkpoint_every > 0 && (step + 1) % t.checkpoint_every == 0))
         {
             let bytes = trainer
                 .checkpoint(&student, &saving.fingerprint)
@@ -358,6 +404,23 @@ pub fn distill(
                 "checkpoint",
                 &serde_json::json!({ "step": step + 1, "path": path, "bytes": bytes.len() }),
             )?;
+        }
+        if interrupted && step + 1 < t.steps {
+            bar.finish_and_clear();
+            events.emit("interrupted", &serde_json::json!({ "step": step + 1 }))?;
+            return Err(Error::Interrupted(match &saving.path {
+                Some(path) => format!(
+                    "interrupted after step {} of {}; {} holds the run (continue it with the same command and --resume); no artifact was written",
+                    step + 1,
+                    t.steps,
+                    path.display()
+                ),
+                None => format!(
+                    "interrupted after step {} of {}; nothing was saved (--out or --checkpoint keeps a checkpoint)",
+                    step + 1,
+                    t.steps
+                ),
+            }));
         }
         if step % log_every == 0 || step + 1 == t.steps {
             events.emit(
@@ -378,13 +441,85 @@ pub fn distill(
     // The trained model's state: every schedule settled (the plan refuses one that is not).
     schedules.clock.set(t.steps);
     let (first_loss, last_loss) = ember_train::first_and_last_tenth(&history);
-    let report = DistillReport {
+    let mut report = DistillReport {
         steps: t.steps - first_step,
         first_loss,
         last_loss,
         seconds: start.elapsed().as_secs_f64(),
+        held_out: curve.last().map(|(_, f)| *f),
+        kept_step: t.steps,
     };
-    Ok((student.valid(), report))
+    let model = match best {
+        Some((step, f, state)) if step < t.steps => {
+            events.emit(
+                "best",
+                &serde_json::json!({ "step": step, "cos_mean": f.cos_mean, "cos_min": f.cos_min, "final_cos_mean": report.held_out.map(|f| f.cos_mean) }),
+            )?;
+            report.kept_step = step;
+            report.held_out = Some(f);
+            state
+        }
+        _ => student.valid(),
+    };
+    Ok((model, report))
+}
+
+/// The weighted distillation loss of `student` against `teacher` on one batch, with each term's
+/// value (`(name, value)`, unweighted).
+fn batch_loss(
+    student: &Bert,
+    teacher: &Bert,
+    batch: &Batch,
+    losses: &[ember_config::types::DistillationLoss],
+    plain: &Device,
+    device: &Device,
+) -> Result<(Tensor<1>, Vec<(String, f64)>), Error> {
+    let hidden_needed = losses.iter().any(|l| l.kind == LossKind::HiddenMse);
+    let (t_out, t_hidden) = if hidden_needed {
+        teacher.encode_with_hidden(batch, plain)?
+    } else {
+        (teacher.encode(batch, plain)?, Vec::new())
+    };
+    let (s_out, s_hidden) = if hidden_needed {
+        student.encode_with_hidden(batch, device)?
+    } else {
+        (student.encode(batch, device)?, Vec::new())
+    };
+    let on = |x: Tensor<2>| Tensor::<2>::from_data(x.into_data(), device);
+    let on3 = |x: Tensor<3>| Tensor::<3>::from_data(x.into_data(), device);
+    let (_, mask) = batch.to_tensors(device);
+    let mut terms = Vec::with_capacity(losses.len());
+    let mut total: Option<Tensor<1>> = None;
+    for l in losses {
+        let term = match l.kind {
+            LossKind::EmbeddingCosine => embedding_cosine(s_out.embedding.clone(), on(t_out.embedding.clone())),
+            LossKind::EmbeddingMse => embedding_mse(s_out.embedding.clone(), on(t_out.embedding.clone())),
+            LossKind::HiddenMse => {
+                // Student layer i ↔ teacher layer i (same depth), averaged over layers.
+                let n = s_hidden.len().max(1) as f64;
+                let mut sum: Option<Tensor<1>> = None;
+                for (s, t) in s_hidden.iter().zip(&t_hidden) {
+                    let m = masked_mse(s.clone(), on3(t.clone()), mask.clone());
+                    sum = Some(match sum {
+                        Some(acc) => acc + m,
+                        None => m,
+                    });
+                }
+                sum.ok_or_else(|| Error::Other("hidden_mse: the model has no layers".into()))?
+                    .div_scalar(n)
+            }
+            other => return Err(Error::NotSupported(format!("distillation loss {other:?}"))),
+        };
+        let value = f64::from(term.clone().inner().into_scalar::<f32>());
+        terms.push((loss_name(l.kind), value));
+        let weighted = term.mul_scalar(l.weight);
+        total = Some(match total {
+            Some(acc) => acc + weighted,
+            None => weighted,
+        });
+    }
+    let loss = total.ok_or_else(|| Error::Other("no distillation loss terms".into()))?;
+    Ok((loss, terms))
 }
 
 /// The batch index of every step: each epoch visits every batch once, in an order shuffled by

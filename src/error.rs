@@ -30,11 +30,15 @@ pub enum Error {
     /// Any other user-facing failure, already phrased for the user.
     #[error("{0}")]
     Other(String),
+    /// The user interrupted the run (Ctrl-C); the message says what was kept.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl Error {
     /// The process exit code for this error (documented in the README):
-    /// 2 = invalid config or arguments, 3 = not supported yet, 4 = file or model problem, 1 = other.
+    /// 2 = invalid config or arguments, 3 = not supported yet, 4 = file or model problem,
+    /// 130 = interrupted (Ctrl-C), 1 = other.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) => 2,
@@ -45,6 +49,7 @@ impl Error {
             Error::Runtime(ember_runtime::RuntimeError::Input(_)) => 1,
             Error::Runtime(_) => 4,
             Error::Other(_) => 1,
+            Error::Interrupted(_) => 130,
         }
     }
 

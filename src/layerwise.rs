@@ -60,6 +60,7 @@ pub fn layerwise(
             warmup: 0,
             total: lkd.steps,
             kind: LrSchedule::Constant,
+            deepspeed: None,
         };
         let settings = TrainSettings::adamw(schedule, 0.0);
         let mut trainer = Trainer::new(settings);

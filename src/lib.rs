@@ -17,6 +17,8 @@ mod error;
 pub mod eval;
 pub mod events;
 pub mod fsutil;
+pub mod heldout;
+pub mod interrupt;
 pub mod layerwise;
 pub mod memory;
 pub mod progress;

@@ -109,12 +109,15 @@ fn training_configs_and_text_it_cannot_use_are_refused_before_any_work() {
     .unwrap();
     let cases: Vec<(&str, PathBuf, i32, String)> = vec![
         (
-            "training without distillation losses",
-            recipe(&dir, "nolosses.json", |c| {
-                c.as_object_mut().unwrap().remove("distillation");
+            "a DeepSpeed file with no step count",
+            recipe(&dir, "nosteps.json", |c| {
+                let o = c.as_object_mut().unwrap();
+                o.remove("training");
+                o.insert("train_batch_size".into(), 16.into());
+                o.insert("optimizer".into(), serde_json::json!({"type": "AdamW", "params": {"lr": 2e-5}}));
             }),
-            3,
-            "training without distillation losses".into(),
+            2,
+            "gives no step count: add `training.steps`, a DeepSpeed `scheduler` with `total_num_steps`, or pass `compose --steps N`".into(),
         ),
         (
             "an attention-score loss",
@@ -373,5 +376,173 @@ fn moq_lowers_the_bits_on_schedule_and_the_artifact_stores_the_target_bits() {
         .find(|l| l.contains("encoder.layer.0.attention.self.query"))
         .unwrap_or_else(|| panic!("{listing}"));
     assert!(query.contains("int4"), "{query}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_whole_deepspeed_file_trains_with_its_batch_optimizer_and_scheduler() {
+    // configs/deepspeed-moq-a8.json as pasted (fp16, ZeRO stage 0, Adam, WarmupDecayLR, MoQ +
+    // A8, no distillation section), cut short: 4 steps of 4 sentences in 2 micro batches. The
+    // lr of each step is DeepSpeed's: the scheduler steps after the optimizer, so steps 0 and 1
+    // run at warmup_min_lr (0), step 2 at iteration 1 of a 2-step linear warmup (half the max),
+    // step 3 at iteration 2 (the max, the decay to step 6 just starting).
+    let dir = temp_dir("deepspeed");
+    let text = std::fs::read_to_string(root().join("configs/deepspeed-moq-a8.json")).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+    cfg["train_batch_size"] = 4.into();
+    cfg["train_micro_batch_size_per_gpu"] = 2.into();
+    cfg["scheduler"]["params"]["warmup_num_steps"] = 2.into();
+    cfg["scheduler"]["params"]["total_num_steps"] = 6.into();
+    cfg["training"] = serde_json::json!({ "max_seq_len": 32, "steps": 4 });
+    let params = &mut cfg["compression_training"]["weight_quantization"]["different_groups"]["wq1"]["params"];
+    params["start_bits"] = 6.into();
+    params["quantization_period"] = 1.into();
+    let path = dir.join("ds.json");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let (out, events) = (dir.join("ds.ember"), dir.join("events.jsonl"));
+    let run = ember(
+        &[
+            "compose",
+            "--config",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--events",
+            events.to_str().unwrap(),
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    for note in [
+        "fp16: not applicable here",
+        "zero_optimization: not applicable here",
+        "gradient_accumulation_steps: 2 → training.gradient_accumulation_steps",
+        "scheduler: WarmupDecayLR → training.scheduler",
+        "distils from the original model",
+    ] {
+        assert!(stderr.contains(note), "`{note}` missing from: {stderr}");
+    }
+    let steps: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "train_step")
+        .collect();
+    let lrs: Vec<f64> = steps.iter().map(|s| s["lr"].as_f64().unwrap()).collect();
+    assert_eq!(lrs, [0.0, 0.0, 2.5e-5, 5e-5], "{steps:?}");
+    let bits: Vec<u64> = steps.iter().map(|s| s["bits"]["wq1"].as_u64().unwrap()).collect();
+    assert_eq!(bits, [6, 5, 4, 4]);
+    for s in &steps {
+        let terms = s["terms"].as_object().unwrap();
+        assert_eq!(
+            terms.keys().collect::<Vec<_>>(),
+            ["embedding_cosine", "hidden_mse"],
+            "{s}"
+        );
+        assert!(s["loss"].as_f64().unwrap().is_finite());
+    }
+    assert!(out.is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ctrl_c_checkpoints_the_step_and_resume_finishes_the_run() {
+    // The first SIGINT lets the current step finish, writes the checkpoint (here long before
+    // `checkpoint_every`), writes no artifact and exits with 130; `--resume` continues from there.
+    let dir = temp_dir("interrupt");
+    let cfg = recipe(&dir, "kd.json", |c| {
+        c["training"]["steps"] = 60.into();
+        c["training"]["warmup_steps"] = 1.into();
+        c["training"]["batch_size"] = 4.into();
+        c["training"]["max_seq_len"] = 16.into();
+        c["training"]["checkpoint_every"] = 1000.into();
+    });
+    let (out, events, ckpt) = (
+        dir.join("kd.ember"),
+        dir.join("events.jsonl"),
+        dir.join("kd.ember.ckpt"),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args([
+            "compose",
+            "--quiet",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--events",
+            events.to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until training is under way: a train_step event for step 1.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let started = || {
+        std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("\"train_step\"") && l.contains("\"step\":1,"))
+    };
+    while !started() {
+        assert!(std::time::Instant::now() < deadline, "training never started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "compose ended before it was interrupted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted after step"), "{stderr}");
+    assert!(ckpt.is_file() && !out.exists(), "a checkpoint and no artifact");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let stopped = lines
+        .iter()
+        .find(|e| e["event"] == "interrupted")
+        .and_then(|e| e["step"].as_u64())
+        .expect("an interrupted event");
+    assert!(
+        lines.iter().any(|e| e["event"] == "checkpoint" && e["step"] == stopped),
+        "{lines:?}"
+    );
+    assert!(stopped < 60);
+    // The resumed run starts at the interrupted step and writes the artifact.
+    let rest = dir.join("rest.jsonl");
+    let run = ember(
+        &[
+            "compose",
+            "--quiet",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--events",
+            rest.to_str().unwrap(),
+            "--resume",
+        ],
+        None,
+    );
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let first = std::fs::read_to_string(&rest)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["event"] == "train_step")
+        .unwrap();
+    assert_eq!(first["step"].as_u64(), Some(stopped));
+    assert!(out.is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }

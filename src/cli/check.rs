@@ -23,6 +23,9 @@ pub fn run(args: &CheckArgs, quiet: bool) -> Result<(), Error> {
     let inventory = inventory_for(&source)?;
     let plan = ember_config::resolve_plan(&parsed.config, &inventory, &crate::compose::catalog())?;
     if !quiet {
+        for n in &parsed.notes {
+            eprintln!("note: {}", ember_config::error::escape_controls(n));
+        }
         for w in parsed.warnings.iter().chain(&plan.warnings) {
             eprintln!("warning: {}", ember_config::error::escape_controls(w));
         }

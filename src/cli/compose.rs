@@ -39,6 +39,10 @@ pub struct ComposeArgs {
     /// Continue the training run saved in the checkpoint (same config and model).
     #[arg(long)]
     pub resume: bool,
+    /// Optimizer steps, for a config that gives none itself (`training.steps` and a DeepSpeed
+    /// scheduler's `total_num_steps` come first).
+    #[arg(long)]
+    pub steps: Option<u64>,
 }
 
 pub fn run(args: &ComposeArgs, quiet: bool) -> Result<(), Error> {
@@ -52,6 +56,7 @@ pub fn run(args: &ComposeArgs, quiet: bool) -> Result<(), Error> {
         events: args.events.clone(),
         checkpoint: args.checkpoint.clone(),
         resume: args.resume,
+        steps: args.steps,
     };
     if !quiet && !args.dry_run && !args.json {
         // The plan first, so the user sees what will happen before the work starts.
@@ -72,6 +77,11 @@ pub fn run(args: &ComposeArgs, quiet: bool) -> Result<(), Error> {
         );
     } else if args.dry_run {
         print!("{}", outcome.plan);
+    }
+    if !quiet {
+        for n in &outcome.notes {
+            eprintln!("note: {}", ember_config::error::escape_controls(n));
+        }
     }
     for w in &outcome.warnings {
         eprintln!("warning: {}", ember_config::error::escape_controls(w));

@@ -29,6 +29,7 @@
 pub mod bert_paths;
 pub mod bounded;
 pub mod custom;
+pub mod engine;
 pub mod error;
 pub mod hf_config;
 pub mod inventory;
@@ -45,7 +46,7 @@ pub use custom::{Catalog, CustomTechniqueSpec};
 pub use error::{ConfigError, ConfigErrors};
 pub use hf_config::HfBertConfig;
 pub use inventory::{Inventory, Site, SiteKind, SiteRole, bert_from_hf_config, known_model, known_model_names};
-pub use parse::{MAX_CONFIG_BYTES, ParsedConfig, load_config, parse_config};
+pub use parse::{MAX_CONFIG_BYTES, ParsedConfig, load_config, parse_config, parse_config_with_steps};
 pub use plan::{Plan, resolve_plan};
 pub use schema::{config_schema, config_schema_text};
 pub use techniques::{

@@ -7,36 +7,62 @@ use serde_json::{Map, Value};
 
 use crate::custom::Catalog;
 use crate::error::{ConfigError, ConfigErrors};
-use crate::types::EmberConfig;
+use crate::types::{Distillation, DistillationLoss, EmberConfig};
 
 /// DeepSpeed engine keys a user may paste along with `compression_training`.
-const DEEPSPEED_ENGINE_KEYS: &[&str] = &[
-    "train_batch_size",
-    "train_micro_batch_size_per_gpu",
-    "gradient_accumulation_steps",
-    "gradient_clipping",
-    "steps_per_print",
-    "wall_clock_breakdown",
-    "optimizer",
-    "scheduler",
-    "fp16",
-    "bf16",
-    "amp",
-    "zero_optimization",
-    "prescale_gradients",
-    "quantize_training",
+/// DeepSpeed keys Ember does not accept, each with its reason: they would change the result in
+/// a way Ember cannot reproduce (the engine keys it can honour or safely ignore are config keys,
+/// `types/deepspeed.rs`).
+const DEEPSPEED_REFUSED_KEYS: &[(&str, &str)] = &[
+    (
+        "quantize_training",
+        "DeepSpeed's legacy MoQ block (silently ignored by DeepSpeed since 0.7); write it as `compression_training.weight_quantization` with `quantize_weight_in_forward: false`",
+    ),
+    (
+        "progressive_layer_drop",
+        "DeepSpeed's progressive layer dropping changes the model during training; Ember does not build it",
+    ),
+    (
+        "curriculum_learning",
+        "DeepSpeed's curriculum changes the training data by step; Ember does not build it",
+    ),
+    (
+        "data_efficiency",
+        "DeepSpeed's data sampling and routing change the training data; Ember does not build them",
+    ),
+    (
+        "elasticity",
+        "DeepSpeed's elastic training chooses the batch sizes itself; give train_batch_size instead",
+    ),
+    (
+        "eigenvalue",
+        "DeepSpeed reads `eigenvalue` only inside its legacy `quantize_training` block, and Ember's eigenvalue-scaled MoQ periods are not built yet",
+    ),
 ];
 
 /// A parsed and validated config, plus warnings that do not stop work.
 #[derive(Debug, Clone)]
 pub struct ParsedConfig {
+    /// The config, with DeepSpeed's engine keys mapped onto its `training` section.
     pub config: EmberConfig,
     pub warnings: Vec<String>,
+    /// What became of DeepSpeed's engine keys (`key: …`), for `ember plan` and `ember check`.
+    pub notes: Vec<String>,
 }
 
 /// Parses and validates a config text. `catalog` lists the custom techniques registered with the
 /// composer (use [`Catalog::builtin_only`] when there are none).
 pub fn parse_config(text: &str, catalog: &Catalog) -> Result<ParsedConfig, ConfigErrors> {
+    parse_config_with_steps(text, catalog, None)
+}
+
+/// [`parse_config`], with `steps` as the run's length when the config gives none itself
+/// (`compose --steps N`: after `training.steps` and the DeepSpeed scheduler's `total_num_steps`).
+pub fn parse_config_with_steps(
+    text: &str,
+    catalog: &Catalog,
+    steps: Option<u64>,
+) -> Result<ParsedConfig, ConfigErrors> {
     if text.len() as u64 > MAX_CONFIG_BYTES {
         return Err(ConfigError::invalid(
             "",
@@ -64,11 +90,25 @@ pub fn parse_config(text: &str, catalog: &Catalog) -> Result<ParsedConfig, Confi
     if !errors.is_empty() {
         return Err(ConfigErrors(errors.into_iter().map(explain_engine_keys).collect()));
     }
-    let config: EmberConfig = serde_json::from_value(value).map_err(|e| ConfigError::invalid("", e.to_string()))?;
+    let mut config: EmberConfig =
+        serde_json::from_value(value.clone()).map_err(|e| ConfigError::invalid("", e.to_string()))?;
+    let mut notes = crate::engine::apply_engine_keys(&mut config, &value, steps, &mut errors).notes;
+    if config.training.is_none()
+        && let Some(n) = steps
+        && !crate::techniques::training_reasons(&config).is_empty()
+    {
+        config.training = serde_json::from_value(serde_json::json!({ "steps": n })).ok();
+        notes.push(format!("the run is {n} steps (compose --steps)"));
+    }
+    default_losses(&mut config, &mut notes);
     let mut warnings = Vec::new();
     crate::validate::validate(&config, catalog, &mut errors, &mut warnings);
     if errors.is_empty() {
-        Ok(ParsedConfig { config, warnings })
+        Ok(ParsedConfig {
+            config,
+            warnings,
+            notes,
+        })
     } else {
         Err(ConfigErrors(errors))
     }
@@ -107,6 +147,31 @@ fn too_many_patterns(value: &serde_json::Value) -> Option<ConfigError> {
     None
 }
 
+/// A training run without loss terms (a pasted DeepSpeed file trains on its script's task loss,
+/// which a sentence encoder without labels does not have) distils from the original model:
+/// sentence-embedding cosine plus every layer's hidden states, stated in the config and noted.
+fn default_losses(config: &mut EmberConfig, notes: &mut Vec<String>) {
+    if config.training.is_none() || config.distillation.as_ref().is_some_and(|d| !d.losses.is_empty()) {
+        return;
+    }
+    let losses = serde_json::json!([{ "kind": "embedding_cosine" }, { "kind": "hidden_mse" }]);
+    let Ok(losses) = serde_json::from_value::<Vec<DistillationLoss>>(losses) else {
+        return;
+    };
+    match &mut config.distillation {
+        Some(d) => d.losses = losses,
+        None => {
+            if let Ok(d) = serde_json::from_value::<Distillation>(serde_json::json!({})) {
+                config.distillation = Some(Distillation { losses, ..d });
+            }
+        }
+    }
+    notes.push(
+        "distillation.losses: none given, so the student distils from the original model (embedding_cosine + hidden_mse); a task loss needs labels a sentence encoder does not have"
+            .into(),
+    );
+}
+
 /// Reads (at most [`MAX_CONFIG_BYTES`]) and parses a config file.
 pub fn load_config(path: &std::path::Path, catalog: &Catalog) -> Result<ParsedConfig, ConfigErrors> {
     let text = crate::read_text_bounded(path, MAX_CONFIG_BYTES)
@@ -118,12 +183,11 @@ fn explain_engine_keys(e: ConfigError) -> ConfigError {
     match e {
         ConfigError::UnknownKey {
             ref pointer, ref key, ..
-        } if pointer.is_empty() && DEEPSPEED_ENGINE_KEYS.contains(&key.as_str()) => {
-            let remedy = if key == "quantize_training" {
-                "DeepSpeed's legacy MoQ block (silently ignored by DeepSpeed since 0.7); write it as `compression_training.weight_quantization` with `quantize_weight_in_forward: false`"
-            } else {
-                "a DeepSpeed engine setting; Ember reads only `compression_training` from a DeepSpeed config and takes its training loop from the `training` section"
-            };
+        } if pointer.is_empty() && DEEPSPEED_REFUSED_KEYS.iter().any(|(k, _)| k == key) => {
+            let remedy = DEEPSPEED_REFUSED_KEYS
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or("", |(_, why)| why);
             ConfigError::invalid("", format!("unknown key `{key}`: {remedy}"))
         }
         other => other,

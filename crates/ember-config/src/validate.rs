@@ -126,8 +126,16 @@ pub(crate) fn validate(
     calibration(&cfg.calibration, errors);
     if let Some(t) = &cfg.training {
         training(t, errors);
+        if let Some(s) = &t.scheduler {
+            let at = if cfg.scheduler.is_some() {
+                "/scheduler"
+            } else {
+                "/training/scheduler"
+            };
+            crate::engine::check_scheduler(s, at, errors);
+        }
     }
-    needs_training(cfg, errors);
+    needs_training(cfg, warnings);
 }
 
 fn weight_quantization(
@@ -391,7 +399,31 @@ fn training(t: &Training, errors: &mut Vec<ConfigError>) {
     if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
         errors.push(ConfigError::range("/training/weight_decay", t.weight_decay, ">= 0"));
     }
-    if t.warmup_steps >= t.steps {
+    if t.gradient_accumulation_steps == 0 || !t.batch_size.is_multiple_of(t.gradient_accumulation_steps) {
+        errors.push(ConfigError::invalid(
+            "/training/gradient_accumulation_steps",
+            format!(
+                "{} micro batches do not split training.batch_size = {} sentences evenly",
+                t.gradient_accumulation_steps, t.batch_size
+            ),
+        ));
+    }
+    if !(t.max_grad_norm >= 0.0 && t.max_grad_norm.is_finite()) {
+        errors.push(ConfigError::range(
+            "/training/max_grad_norm",
+            t.max_grad_norm,
+            ">= 0 (0: no clipping)",
+        ));
+    }
+    for (i, b) in t.betas.iter().enumerate() {
+        if !(0.0..1.0).contains(b) {
+            errors.push(ConfigError::range(format!("/training/betas/{i}"), b, "[0, 1)"));
+        }
+    }
+    if !(t.eps > 0.0 && t.eps.is_finite()) {
+        errors.push(ConfigError::range("/training/eps", t.eps, "> 0"));
+    }
+    if t.scheduler.is_none() && t.warmup_steps >= t.steps {
         errors.push(ConfigError::invalid(
             "/training/warmup_steps",
             format!(
@@ -413,12 +445,12 @@ fn training(t: &Training, errors: &mut Vec<ConfigError>) {
 /// Techniques whose schedule starts after step 0, MoQ, learnable (topk) masks and distillation
 /// losses all need Ember's training loop; without a `training` section that is an error now,
 /// not a silent no-op later.
-fn needs_training(cfg: &EmberConfig, errors: &mut Vec<ConfigError>) {
+fn needs_training(cfg: &EmberConfig, warnings: &mut Vec<String>) {
     if cfg.training.is_some() {
         return;
     }
     for (pointer, why) in crate::techniques::training_reasons(cfg) {
-        errors.push(ConfigError::invalid(pointer, format!("{why}, which needs training, but the config has no `training` section; add one (e.g. \"training\": {{\"steps\": 1000}})")));
+        warnings.push(format!("{pointer}: {why}, which needs training; `compose` will need a step count: a `training` section (e.g. \"training\": {{\"steps\": 1000}}), a DeepSpeed `scheduler` with `total_num_steps`, or `compose --steps N`"));
     }
 }
 

@@ -57,6 +57,8 @@ pub(crate) fn fake_quantize_int(
         RoundingNoise::Nearest => t.round(),
         RoundingNoise::Stochastic => (t.clone() + t.random_like(Distribution::Uniform(-0.5, 0.5))).round(),
     };
+    // Every code gets `+ 0`, which turns a code of −0 (a small negative value rounded) into +0:
+    // the slice quantizer's integer codes have no sign of zero, and clean compares bit for bit.
     let q = if asymmetric {
         let mins = host(x.clone().min_dim(1));
         let maxs = host(x.clone().max_dim(1));
@@ -71,12 +73,12 @@ pub(crate) fn fake_quantize_int(
         match numerics {
             // code = clamp(round(x/s) + z); value = (code − z)·s
             Numerics::Ember => {
-                let code = (round(x / safe) + zero.clone()).clamp(0.0, top);
+                let code = (round(x / safe) + zero.clone()).clamp(0.0, top) + 0.0;
                 (code - zero) * scale
             }
             // code = clamp(round((x − z)/s)); value = code·s + z
             Numerics::Deepspeed => {
-                let code = round((x - zero.clone()) / safe).clamp(0.0, top);
+                let code = round((x - zero.clone()) / safe).clamp(0.0, top) + 0.0;
                 code * scale + zero
             }
         }
@@ -92,7 +94,7 @@ pub(crate) fn fake_quantize_int(
             })
             .collect();
         let safe = column(scales.iter().map(|&s| if s == 0.0 { 1.0 } else { s }).collect());
-        round(x / safe).clamp(bounds.0, bounds.1) * column(scales)
+        (round(x / safe).clamp(bounds.0, bounds.1) + 0.0) * column(scales)
     };
     Some(q.reshape([rows, cols]))
 }
@@ -151,8 +153,13 @@ mod tests {
                             numerics,
                             Clip::None,
                         ));
-                        // `==` on f32: only the sign of a zero may differ.
-                        assert_eq!(got, want, "{numerics:?} asym={asymmetric} {bits} bits {layout:?}");
+                        // Bit for bit, the sign of zeros included (clean compares bits).
+                        let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(
+                            bits_of(&got),
+                            bits_of(&want),
+                            "{numerics:?} asym={asymmetric} {bits} bits {layout:?}"
+                        );
                     }
                 }
             }

@@ -23,5 +23,5 @@ pub mod schedule;
 
 pub use checkpoint::Checkpoint;
 pub use clip::{clip_global_norm, global_norm};
-pub use optimizer::{StepReport, TrainSettings, Trainer, first_and_last_tenth};
+pub use optimizer::{Accumulation, StepReport, TrainSettings, Trainer, first_and_last_tenth};
 pub use schedule::Schedule;

@@ -7,7 +7,8 @@
 //! blocks' `bias` and `layer_norm` fields).
 
 use burn::module::{Module, ParamGroup};
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 use ember_config::types::Training;
 
@@ -23,6 +24,9 @@ pub struct TrainSettings {
     pub beta2: f64,
     pub epsilon: f64,
     pub weight_decay: f64,
+    /// `true`: AdamW's decoupled decay `θ ← θ·(1 − lr·λ)`; `false`: Adam with L2 decay `g + λ·θ`
+    /// (DeepSpeed's `adam_w_mode: false`).
+    pub decoupled_weight_decay: bool,
     /// Global-norm clipping of the gradients (`None`: none).
     pub max_grad_norm: Option<f64>,
 }
@@ -37,6 +41,7 @@ impl TrainSettings {
             beta2: 0.999,
             epsilon: 1e-8,
             weight_decay,
+            decoupled_weight_decay: true,
             max_grad_norm: Some(1.0),
         }
     }
@@ -48,8 +53,16 @@ impl TrainSettings {
             warmup: t.warmup_steps,
             total: t.steps,
             kind: t.lr_schedule,
+            deepspeed: t.scheduler.clone(),
         };
-        TrainSettings::adamw(schedule, t.weight_decay)
+        TrainSettings {
+            beta1: t.betas[0],
+            beta2: t.betas[1],
+            epsilon: t.eps,
+            max_grad_norm: (t.max_grad_norm > 0.0).then_some(t.max_grad_norm),
+            decoupled_weight_decay: t.decoupled_weight_decay,
+            ..TrainSettings::adamw(schedule, t.weight_decay)
+        }
     }
 }
 
@@ -95,18 +108,34 @@ const NO_DECAY: [&str; 2] = ["bias", "layer_norm"];
 
 impl Trainer {
     pub fn new(settings: TrainSettings) -> Trainer {
-        let adamw = |decay: f64| {
-            AdamWConfig::new()
-                .with_beta_1(settings.beta1 as f32)
-                .with_beta_2(settings.beta2 as f32)
-                .with_epsilon(settings.epsilon as f32)
-                .with_weight_decay(decay as f32)
+        let optim = if settings.decoupled_weight_decay {
+            let adamw = |decay: f64| {
+                AdamWConfig::new()
+                    .with_beta_1(settings.beta1 as f32)
+                    .with_beta_2(settings.beta2 as f32)
+                    .with_epsilon(settings.epsilon as f32)
+                    .with_weight_decay(decay as f32)
+            };
+            adamw(settings.weight_decay).init().with_group(
+                ParamGroup::from_any_predicates(NO_DECAY.to_vec()),
+                adamw(0.0).build(),
+                None,
+            )
+        } else {
+            // burn's Adam adds `λ·θ` to the gradient: L2 decay, DeepSpeed's `adam_w_mode: false`.
+            let adam = |decay: f64| {
+                AdamConfig::new()
+                    .with_beta_1(settings.beta1 as f32)
+                    .with_beta_2(settings.beta2 as f32)
+                    .with_epsilon(settings.epsilon as f32)
+                    .with_weight_decay((decay > 0.0).then(|| WeightDecayConfig::new(decay as f32)))
+            };
+            adam(settings.weight_decay).init().with_group(
+                ParamGroup::from_any_predicates(NO_DECAY.to_vec()),
+                adam(0.0).build(),
+                None,
+            )
         };
-        let optim = adamw(settings.weight_decay).init().with_group(
-            ParamGroup::from_any_predicates(NO_DECAY.to_vec()),
-            adamw(0.0).build(),
-            None,
-        );
         Trainer {
             settings,
             optim,
@@ -144,7 +173,13 @@ impl Trainer {
     /// One optimizer step on `model` for `loss` (a scalar on an autodiff device): backward,
     /// global-norm clipping, AdamW at the scheduled rate.
     pub fn step<M: Module>(&mut self, model: M, loss: Tensor<1>) -> (M, StepReport) {
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        self.step_with(model, grads)
+    }
+
+    /// One optimizer step with gradients already taken (accumulated over micro batches, see
+    /// [`Accumulation`]): global-norm clipping, then Adam(W) at the scheduled rate.
+    pub fn step_with<M: Module>(&mut self, model: M, mut grads: GradientsParams) -> (M, StepReport) {
         let grad_norm = match self.settings.max_grad_norm {
             Some(max) => clip_global_norm(&model, &mut grads, max),
             None => crate::clip::global_norm(&model, &grads),
@@ -158,6 +193,42 @@ impl Trainer {
         };
         self.step += 1;
         (model, report)
+    }
+}
+
+/// Gradients summed over the micro batches of one optimizer step (DeepSpeed's gradient
+/// accumulation: each micro batch's loss divided by their number, so the step sees the mean).
+pub struct Accumulation<M> {
+    grads: GradientsAccumulator<M>,
+    micro_batches: u32,
+}
+
+impl<M: Module> Accumulation<M> {
+    pub fn new(micro_batches: u32) -> Accumulation<M> {
+        Accumulation {
+            grads: GradientsAccumulator::new(),
+            micro_batches: micro_batches.max(1),
+        }
+    }
+
+    /// The loss of one micro batch as it enters the sum (divided by the number of micro batches).
+    pub fn scale(&self, loss: Tensor<1>) -> Tensor<1> {
+        if self.micro_batches == 1 {
+            loss
+        } else {
+            loss.div_scalar(f64::from(self.micro_batches))
+        }
+    }
+
+    /// Adds the gradients of a (scaled) micro-batch loss.
+    pub fn add(&mut self, model: &M, scaled_loss: Tensor<1>) {
+        let grads = GradientsParams::from_grads(scaled_loss.backward(), model);
+        self.grads.accumulate(model, grads);
+    }
+
+    /// The summed gradients, for [`Trainer::step_with`].
+    pub fn finish(mut self) -> GradientsParams {
+        self.grads.grads()
     }
 }
 

@@ -20,11 +20,13 @@ fn settings(lr: f64, weight_decay: f64, max_grad_norm: Option<f64>) -> TrainSett
             warmup: 0,
             total: 100,
             kind: LrSchedule::Constant,
+            deepspeed: None,
         },
         beta1: 0.9,
         beta2: 0.999,
         epsilon: 1e-8,
         weight_decay,
+        decoupled_weight_decay: true,
         max_grad_norm,
     }
 }
@@ -68,6 +70,59 @@ fn the_first_adamw_step_is_the_closed_form_and_biases_are_not_decayed() {
         assert!((b - want).abs() <= 1e-6 * want.abs().max(1.0), "{b} vs {want}");
     }
     assert_eq!(trainer.steps_done(), 1);
+}
+
+#[test]
+fn the_first_l2_adam_step_adds_the_decay_to_the_gradient() {
+    // DeepSpeed's Adam with `adam_w_mode: false`: g' = g + λ·w, then the first step moves each
+    // weight by lr·g'/(|g'| + ε); biases (never decayed) by lr·g/(|g| + ε).
+    let device = Device::flex().autodiff();
+    let (layer, c, d, loss) = linear_and_loss(&device);
+    let w0 = values(layer.weight.val().inner());
+    let b0 = values(layer.bias.as_ref().unwrap().val().inner());
+    let (lr, wd) = (0.01f32, 5.0f32);
+    let mut trainer = Trainer::new(TrainSettings {
+        decoupled_weight_decay: false,
+        ..settings(f64::from(lr), f64::from(wd), None)
+    });
+    let l = loss(&layer);
+    let (layer, _) = trainer.step(layer, l);
+    let step = |g: f32| lr * g / (g.abs() + 1e-8);
+    for ((w, w0), g) in values(layer.weight.val().inner()).iter().zip(&w0).zip(&c) {
+        let want = w0 - step(g + wd * w0);
+        assert!((w - want).abs() <= 1e-6 * want.abs().max(1.0), "{w} vs {want}");
+    }
+    for ((b, b0), g) in values(layer.bias.as_ref().unwrap().val().inner())
+        .iter()
+        .zip(&b0)
+        .zip(&d)
+    {
+        let want = b0 - step(*g);
+        assert!((b - want).abs() <= 1e-6 * want.abs().max(1.0), "{b} vs {want}");
+    }
+}
+
+#[test]
+fn accumulated_micro_batches_give_the_mean_gradient() {
+    // Two micro batches with losses Σ W∘C₁ and Σ W∘C₂: the accumulated gradient is (C₁ + C₂)/2.
+    use ember_train::Accumulation;
+    let device = Device::flex().autodiff();
+    let (layer, c, _, _) = linear_and_loss(&device);
+    let c2: Vec<f32> = vec![1.0, 2.0, -3.0, 0.5, 0.25, -1.0];
+    let loss_with = |cv: &[f32]| {
+        let ct = Tensor::<2>::from_data(TensorData::new(cv.to_vec(), [2, 3]), &device);
+        (layer.weight.val() * ct).sum()
+    };
+    let mut acc = Accumulation::new(2);
+    for cv in [&c, &c2] {
+        let scaled = acc.scale(loss_with(cv));
+        acc.add(&layer, scaled);
+    }
+    let grads = acc.finish();
+    let got = values(grads.get::<2>(layer.weight.id).unwrap());
+    for ((g, a), b) in got.iter().zip(&c).zip(&c2) {
+        assert!((g - (a + b) / 2.0).abs() < 1e-6, "{g} vs {}", (a + b) / 2.0);
+    }
 }
 
 #[test]
@@ -158,6 +213,7 @@ fn distillation_into_a_ternary_student_lowers_the_loss() {
             warmup: 2,
             total: 40,
             kind: LrSchedule::Linear,
+            deepspeed: None,
         },
         ..settings(0.0, 0.01, Some(1.0))
     });
@@ -258,6 +314,7 @@ fn a_resumed_run_ends_where_the_uninterrupted_run_ends() {
             warmup: 2,
             total: 10,
             kind: LrSchedule::Cosine,
+            deepspeed: None,
         },
         ..settings(0.0, 0.01, Some(1.0))
     };

@@ -296,6 +296,18 @@ impl Plan {
         out
     }
 
+    /// The first step from which nothing scheduled changes any more: every weight schedule
+    /// settled and every activation offset passed (0 without schedules). Training states from
+    /// then on are what clean would store.
+    pub fn settled_at(&self) -> u64 {
+        let weights = self
+            .weight_schedules()
+            .into_iter()
+            .map(|(_, s)| s.settled_at().unwrap_or(u64::MAX));
+        let activations = self.modules.iter().filter_map(ModulePlan::activation_offset);
+        weights.chain(activations).max().unwrap_or(0)
+    }
+
     /// The plan of one module, by exact path.
     pub fn module(&self, path: &str) -> Option<&ModulePlan> {
         self.modules.iter().find(|m| m.path == path)

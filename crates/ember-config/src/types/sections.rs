@@ -2,6 +2,8 @@
 //! training loop, export) and Ember-wide options.
 
 use schemars::JsonSchema;
+
+use super::deepspeed::DsScheduler;
 use serde::{Deserialize, Serialize};
 
 pub use ember_numerics::Numerics;
@@ -214,6 +216,40 @@ pub struct Training {
     /// Write a checkpoint (model, optimizer state, step) every this many steps; 0: never.
     #[serde(default = "hundred")]
     pub checkpoint_every: u64,
+    /// Micro batches per optimizer step: the `batch_size` sentences of a step run in this many
+    /// forwards whose gradients add up (DeepSpeed's `gradient_accumulation_steps`); must divide
+    /// `batch_size`.
+    #[serde(default = "one_u32")]
+    #[schemars(range(min = 1))]
+    pub gradient_accumulation_steps: u32,
+    /// Global L2 norm the gradients are clipped to; 0: no clipping (DeepSpeed's
+    /// `gradient_clipping`).
+    #[serde(default = "one_f64")]
+    pub max_grad_norm: f64,
+    /// Adam's β₁ and β₂.
+    #[serde(default = "adam_betas")]
+    pub betas: [f64; 2],
+    /// Adam's ε (added outside the square root).
+    #[serde(default = "adam_eps")]
+    pub eps: f64,
+    /// `true`: decoupled weight decay (AdamW); `false`: L2 decay added to the gradient
+    /// (DeepSpeed's Adam with `adam_w_mode: false`). Biases and LayerNorms are never decayed.
+    #[serde(default = "yes")]
+    pub decoupled_weight_decay: bool,
+    /// Measure the student on held-out sentences every this many steps (and after the last);
+    /// 0: never. The run keeps the best state measured once every schedule has settled.
+    #[serde(default = "fifty")]
+    pub eval_every: u64,
+    /// Sentences set aside from the end of the training text for those measurements (never
+    /// trained on).
+    #[serde(default = "sixty_four")]
+    #[schemars(range(min = 1))]
+    pub eval_sentences: u32,
+    /// DeepSpeed's lr scheduler (`WarmupLR`, `WarmupDecayLR`, `WarmupCosineLR`), reproduced
+    /// exactly; it replaces `lr_schedule` and `warmup_steps` (and `lr` is the optimizer's lr
+    /// that `WarmupCosineLR` scales).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<DsScheduler>,
 }
 
 /// `export`: where `compose` writes the artifact.
@@ -247,6 +283,24 @@ pub struct EmberOptions {
     pub match_mode: MatchMode,
 }
 
+fn fifty() -> u64 {
+    50
+}
+fn sixty_four() -> u32 {
+    64
+}
+fn one_u32() -> u32 {
+    1
+}
+fn adam_betas() -> [f64; 2] {
+    [0.9, 0.999]
+}
+fn adam_eps() -> f64 {
+    1e-8
+}
+fn yes() -> bool {
+    true
+}
 fn one_f64() -> f64 {
     1.0
 }
