@@ -482,6 +482,7 @@ pub fn compose_encoder(
                 clock: composed.clock().clone(),
                 weights: composed.weight_schedules(),
                 settled_at: composed.plan.settled_at(),
+                eigen: crate::moq_eigen::EigenSetup::of(config, &composed.plan),
             };
             let student = std::mem::replace(&mut composed.model, teacher.clone());
             let (trained, report) = crate::distill::distill(

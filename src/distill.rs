@@ -24,6 +24,7 @@ use ember_train::{Accumulation, TrainSettings, Trainer};
 use crate::Error;
 use crate::events::Events;
 use crate::heldout::{Fidelity, HeldOut};
+use crate::moq_eigen::{EigenSetup, LayerFactor};
 
 /// The loss terms `distill` can compute, and why the others cannot run yet.
 pub fn loss_support(kind: LossKind) -> Result<(), &'static str> {
@@ -225,16 +226,25 @@ pub struct StudentSchedules {
     /// The first step from which nothing scheduled changes (`Plan::settled_at`): held-out
     /// measurements from then on are candidates for the kept state.
     pub settled_at: u64,
+    /// MoQ's eigenvalue-scaled periods, when enabled.
+    pub eigen: Option<EigenSetup>,
 }
 
-impl StudentSchedules {
-    /// Each group's bits at `step` (`None`: float, before its offset), by short group name.
-    fn bits_at(&self, step: u64) -> Vec<(String, Option<Phase>)> {
-        self.weights
-            .iter()
-            .map(|(pointer, s)| (group_name(pointer), s.phase(step)))
-            .collect()
-    }
+/// Each reported schedule's bits at `step` (`None`: float, before its offset), by short name.
+fn bits_at(schedules: &[(String, BitSchedule)], step: u64) -> Vec<(String, Option<Phase>)> {
+    schedules
+        .iter()
+        .map(|(pointer, s)| (group_name(pointer), s.phase(step)))
+        .collect()
+}
+
+/// The step from which every reported schedule has settled.
+fn latest_settle(schedules: &[(String, BitSchedule)]) -> u64 {
+    schedules
+        .iter()
+        .map(|(_, s)| s.settled_at().unwrap_or(u64::MAX))
+        .max()
+        .unwrap_or(0)
 }
 
 /// `wq1` of `/compression_training/weight_quantization/different_groups/wq1`.
@@ -276,12 +286,14 @@ pub fn distill(
     let device = Device::flex().autodiff();
     plain.seed(t.seed);
     let student = student.fork(&device).train();
+    let mut factors: Option<Vec<LayerFactor>> = None;
     let (mut trainer, mut student) = match (&saving.path, saving.resume) {
         (Some(path), true) => {
             let checkpoint = ember_train::Checkpoint::read(path).map_err(|e| Error::Other(format!("--resume: {e}")))?;
             let resumed = Trainer::resume(TrainSettings::from_config(t), student, &checkpoint, &saving.fingerprint)
                 .map_err(|e| Error::Other(format!("--resume {}: {e}", path.display())))?;
             events.emit("resumed", &serde_json::json!({ "step": checkpoint.step, "path": path }))?;
+            factors = crate::moq_eigen::from_state(&checkpoint.state)?;
             resumed
         }
         (None, true) => {
@@ -315,13 +327,40 @@ pub fn distill(
     let mut curve: Vec<(u64, Fidelity)> = Vec::new();
     // Ctrl-C from here on finishes the current step, checkpoints it and stops.
     crate::interrupt::watch();
-    let mut phases = schedules.bits_at(first_step.saturating_sub(1));
+    // The schedules reported (per group; per group and layer once eigenvalue factors exist).
+    let mut reported = schedules.weights.clone();
+    let mut settled_at = schedules.settled_at;
+    if let (Some(setup), Some(f)) = (&schedules.eigen, &factors) {
+        reported = setup.apply(f, &mut student, &schedules.weights);
+        settled_at = settled_at.max(latest_settle(&reported));
+    }
+    let mut phases = bits_at(&reported, first_step.saturating_sub(1));
     for step in first_step..t.steps {
         // Schedules (offsets, MoQ's bits and blend) follow the step before the forward.
         schedules.clock.set(step);
-        let now = schedules.bits_at(step);
-        for ((group, was), (_, is)) in phases.iter().zip(&now) {
-            if step == first_step || was.map(|p| p.bits) != is.map(|p| p.bits) {
+        if let Some(setup) = &schedules.eigen
+            && factors.is_none()
+            && step >= setup.at
+        {
+            let batch = &batches[order[(step * u64::from(micro_batches)) as usize]];
+            let plain_student = student.clone().valid();
+            let estimated = setup.estimate(
+                &plain_student,
+                &schedules.clock,
+                &device,
+                |m| batch_loss(m, teacher, batch, &losses, &plain, &device).map(|(l, _)| l),
+                |b| bar.set_message(format!("estimating the Hessian's dominant eigenvalue of layer {b}")),
+            )?;
+            events.emit("eigenvalue", &serde_json::json!({ "step": step, "layers": estimated }))?;
+            reported = setup.apply(&estimated, &mut student, &schedules.weights);
+            settled_at = settled_at.max(latest_settle(&reported));
+            factors = Some(estimated);
+        }
+        let now = bits_at(&reported, step);
+        for (group, is) in &now {
+            // A schedule new at this step (per layer once eigenvalue factors exist) is reported too.
+            let was = phases.iter().find(|(g, _)| g == group).map(|(_, p)| p.map(|p| p.bits));
+            if step == first_step || was != Some(is.map(|p| p.bits)) {
                 events.emit(
                     "bits",
                     &serde_json::json!({ "step": step, "group": group, "bits": is.map(|p| p.bits), "float_share": is.map(|p| p.float_share) }),
@@ -381,7 +420,7 @@ pub fn distill(
             schedules.clock.set(done);
             let state = student.clone().valid();
             let f = held.measure(&state, &plain)?;
-            let candidate = done >= schedules.settled_at;
+            let candidate = done >= settled_at;
             events.emit(
                 "eval",
                 &serde_json::json!({ "step": done, "cos_mean": f.cos_mean, "cos_min": f.cos_min, "sentences": held.sentences(), "candidate": candidate }),
@@ -397,7 +436,11 @@ pub fn distill(
             && (interrupted || (t.checkpoint_every > 0 && (step + 1) % t.checkpoint_every == 0))
         {
             let bytes = trainer
-                .checkpoint(&student, &saving.fingerprint)
+                .checkpoint(
+                    &student,
+                    &saving.fingerprint,
+                    &crate::moq_eigen::state(factors.as_deref()),
+                )
                 .map_err(Error::Other)?;
             ember_train::Checkpoint::write(path, &bytes).map_err(Error::Other)?;
             events.emit(

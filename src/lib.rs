@@ -21,6 +21,7 @@ pub mod heldout;
 pub mod interrupt;
 pub mod layerwise;
 pub mod memory;
+pub mod moq_eigen;
 pub mod progress;
 pub mod runner;
 

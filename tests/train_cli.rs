@@ -546,3 +546,72 @@ fn ctrl_c_checkpoints_the_step_and_resume_finishes_the_run() {
     assert!(out.is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn moq_eigenvalue_factors_stretch_each_layers_periods() {
+    // MoQ 6 → 4 bits, period 1, eigenvalue on the first two layers: at the offset each layer
+    // gets 1 + ⌊4·|λ|/max|λ|⌋ (the sharper layer 5), then drops its first bit at step 1 and its
+    // second at step 2·factor (the period doubles times the factor).
+    let dir = temp_dir("eigen");
+    let text = std::fs::read_to_string(root().join("configs/moq-8to4.json")).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+    cfg.as_object_mut().unwrap().remove("$schema");
+    let params = &mut cfg["compression_training"]["weight_quantization"]["different_groups"]["wq1"]["params"];
+    params["start_bits"] = 6.into();
+    params["quantization_period"] = 1.into();
+    cfg["eigenvalue"] =
+        serde_json::json!({ "enabled": true, "layer_num": 2, "max_iter": 3, "layer_name": "bert.encoder.layer" });
+    cfg["training"] =
+        serde_json::json!({ "steps": 11, "batch_size": 4, "max_seq_len": 24, "lr": 2e-5, "eval_every": 0 });
+    let path = dir.join("eigen.json");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let (out, events) = (dir.join("eigen.ember"), dir.join("events.jsonl"));
+    let run = ember(
+        &[
+            "compose",
+            "--quiet",
+            "--config",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--events",
+            events.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let eigen = lines
+        .iter()
+        .find(|e| e["event"] == "eigenvalue")
+        .expect("an eigenvalue event");
+    assert_eq!(eigen["step"], 0);
+    let layers = eigen["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    let factors: Vec<u64> = layers.iter().map(|l| l["factor"].as_u64().unwrap()).collect();
+    assert!(
+        factors.contains(&5),
+        "the sharper layer gets the largest factor: {layers:?}"
+    );
+    for (b, l) in layers.iter().enumerate() {
+        let (e, r, f) = (
+            l["eigenvalue"].as_f64().unwrap(),
+            l["ratio"].as_f64().unwrap(),
+            factors[b],
+        );
+        assert!(e.is_finite() && (0.0..=1.0).contains(&r), "{l}");
+        assert_eq!(f, 1 + (4.0 * r).floor() as u64, "{l}");
+        let drops: Vec<(u64, u64)> = lines
+            .iter()
+            .filter(|x| x["event"] == "bits" && x["group"] == format!("wq1@layer{b}"))
+            .map(|x| (x["step"].as_u64().unwrap(), x["bits"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(drops, [(0, 6), (1, 5), (2 * f, 4)], "layer {b}, factor {f}");
+    }
+    assert!(out.is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -34,10 +34,6 @@ const DEEPSPEED_REFUSED_KEYS: &[(&str, &str)] = &[
         "elasticity",
         "DeepSpeed's elastic training chooses the batch sizes itself; give train_batch_size instead",
     ),
-    (
-        "eigenvalue",
-        "DeepSpeed reads `eigenvalue` only inside its legacy `quantize_training` block, and Ember's eigenvalue-scaled MoQ periods are not built yet",
-    ),
 ];
 
 /// A parsed and validated config, plus warnings that do not stop work.

@@ -9,13 +9,16 @@
 //! `training.steps`) stores the settled phase, the one its last steps trained with.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub use ember_config::plan::{BitSchedule, Phase};
 
 /// The optimizer step a composition's forward runs at, shared by its scheduled slots.
 #[derive(Debug, Clone, Default)]
-pub struct StepClock(Arc<AtomicU64>);
+pub struct StepClock {
+    step: Arc<AtomicU64>,
+    float: Arc<AtomicBool>,
+}
 
 impl StepClock {
     pub fn new() -> StepClock {
@@ -24,11 +27,22 @@ impl StepClock {
 
     /// Moves the clock to `step` (the number of optimizer steps done).
     pub fn set(&self, step: u64) {
-        self.0.store(step, Ordering::Relaxed);
+        self.step.store(step, Ordering::Relaxed);
     }
 
     pub fn step(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.step.load(Ordering::Relaxed)
+    }
+
+    /// While set, scheduled weights compute in float whatever the step (MoQ's eigenvalue
+    /// estimate: the Hessian of the float loss, which quantization's flat steps would hide from
+    /// finite differences).
+    pub fn set_float(&self, float: bool) {
+        self.float.store(float, Ordering::Relaxed);
+    }
+
+    pub fn is_float(&self) -> bool {
+        self.float.load(Ordering::Relaxed)
     }
 }
 
@@ -43,8 +57,11 @@ pub struct WeightSchedule {
 }
 
 impl WeightSchedule {
-    /// The phase now; `None`: float (before the offset).
+    /// The phase now; `None`: float (before the offset, or while the clock is held in float).
     pub fn now(&self) -> Option<Phase> {
+        if self.clock.is_float() {
+            return None;
+        }
         self.bits.phase(self.clock.step())
     }
 }
@@ -93,5 +110,9 @@ mod tests {
         assert!(a.active());
         clock.set(8);
         assert_eq!(w.now().map(|p| p.bits), Some(6));
+        clock.set_float(true);
+        assert_eq!(moved.now(), None, "held in float");
+        clock.set_float(false);
+        assert_eq!(moved.now().map(|p| p.bits), Some(6));
     }
 }

@@ -6,7 +6,8 @@
 //! model) so a checkpoint of another run is refused rather than silently mixed in.
 //!
 //! Layout: `EMBERCKPT1\n`, the header length (u64 LE), the header (JSON: format, step,
-//! fingerprint, byte counts, sha256 of what follows), the model record, the optimizer record.
+//! fingerprint, byte counts, technique state, sha256 of what follows and of that state), the model
+//! record, the optimizer record.
 
 use std::path::Path;
 
@@ -33,6 +34,10 @@ struct Header {
     model_bytes: u64,
     optimizer_bytes: u64,
     sha256: String,
+    /// Technique state a step does not determine (MoQ's eigenvalue period factors), covered by
+    /// the digest.
+    #[serde(default)]
+    state: serde_json::Value,
 }
 
 /// What a checkpoint holds, read back and checked.
@@ -42,6 +47,8 @@ pub struct Checkpoint {
     pub step: u64,
     /// The run it belongs to (see the module docs).
     pub fingerprint: String,
+    /// Technique state a step does not determine (null when there is none).
+    pub state: serde_json::Value,
     model: Vec<u8>,
     optimizer: Vec<u8>,
 }
@@ -57,6 +64,7 @@ impl Checkpoint {
         optim: &ModuleOptimizer,
         step: u64,
         fingerprint: &str,
+        state: &serde_json::Value,
     ) -> Result<Vec<u8>, String> {
         let model_bytes = model
             .clone()
@@ -69,6 +77,7 @@ impl Checkpoint {
         let mut sha = Sha256::new();
         sha.update(&model_bytes[..]);
         sha.update(&optim_bytes[..]);
+        sha.update(state.to_string().as_bytes());
         let header = serde_json::to_vec(&Header {
             format: 1,
             step,
@@ -76,6 +85,7 @@ impl Checkpoint {
             model_bytes: model_bytes.len() as u64,
             optimizer_bytes: optim_bytes.len() as u64,
             sha256: hex(&sha.finalize()),
+            state: state.clone(),
         })
         .map_err(|e| e.to_string())?;
         let mut out = Vec::with_capacity(MAGIC.len() + 8 + header.len() + model_bytes.len() + optim_bytes.len());
@@ -120,13 +130,17 @@ impl Checkpoint {
                 data.len()
             ));
         }
-        if hex(&Sha256::digest(data)) != h.sha256 {
+        let mut sha = Sha256::new();
+        sha.update(data);
+        sha.update(h.state.to_string().as_bytes());
+        if hex(&sha.finalize()) != h.sha256 {
             return Err("the checkpoint is corrupt: its data does not match its sha256".into());
         }
         let (model, optimizer) = data.split_at(h.model_bytes as usize);
         Ok(Checkpoint {
             step: h.step,
             fingerprint: h.fingerprint,
+            state: h.state,
             model: model.to_vec(),
             optimizer: optimizer.to_vec(),
         })

@@ -17,6 +17,7 @@
 
 pub mod checkpoint;
 pub mod clip;
+pub mod eigen;
 pub mod losses;
 pub mod optimizer;
 pub mod schedule;

@@ -149,8 +149,14 @@ impl Trainer {
     }
 
     /// The bytes of a checkpoint of `model` and this optimizer (see [`Checkpoint`]).
-    pub fn checkpoint<M: Module>(&self, model: &M, fingerprint: &str) -> Result<Vec<u8>, String> {
-        Checkpoint::encode(model, &self.optim, self.step, fingerprint)
+    /// `state` is technique state the step does not determine (null when there is none).
+    pub fn checkpoint<M: Module>(
+        &self,
+        model: &M,
+        fingerprint: &str,
+        state: &serde_json::Value,
+    ) -> Result<Vec<u8>, String> {
+        Checkpoint::encode(model, &self.optim, self.step, fingerprint, state)
     }
 
     /// Continues a run from `checkpoint`: `model` (same structure) gets its parameters, a new

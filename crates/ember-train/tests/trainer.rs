@@ -325,7 +325,7 @@ fn a_resumed_run_ends_where_the_uninterrupted_run_ends() {
     // parameter ids) and optimizer continue from it.
     let mut first = Trainer::new(run());
     let (half, first_losses) = kd_steps(ternary_student(&teacher, &device), &mut first, &teacher, 4, &device);
-    let bytes = first.checkpoint(&half, "run-a").unwrap();
+    let bytes = first.checkpoint(&half, "run-a", &serde_json::Value::Null).unwrap();
     drop((half, first));
     let other = ember_models::BertConfig::uniform("tiny", 50, 32, 2, 4, 64, 16).init_random(&plain);
     let checkpoint = ember_train::Checkpoint::decode(&bytes).unwrap();

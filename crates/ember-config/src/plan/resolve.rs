@@ -20,6 +20,9 @@ use crate::types::*;
 
 const CT: &str = "/compression_training";
 
+/// The largest period factor MoQ's eigenvalue can give a layer: `1 + ⌊4·λ/λ_max⌋`.
+pub const EIGEN_MAX_FACTOR: u64 = 5;
+
 /// Resolves `config` against `inventory`. Every problem is reported, each with its JSON pointer.
 pub fn resolve_plan(config: &EmberConfig, inventory: &Inventory, catalog: &Catalog) -> Result<Plan, ConfigErrors> {
     let mut r = Resolver {
@@ -32,6 +35,7 @@ pub fn resolve_plan(config: &EmberConfig, inventory: &Inventory, catalog: &Catal
     let (sites, layers) = r.layer_reduction(inventory);
     r.techniques(&sites, catalog, &inventory.model);
     r.schedules_settle();
+    r.eigenvalue(inventory);
     if !r.errors.is_empty() {
         return Err(ConfigErrors(collapse_repeats(r.errors)));
     }
@@ -96,6 +100,7 @@ impl Resolver<'_> {
         let Some(steps) = self.cfg.training.as_ref().map(|t| t.steps) else {
             return;
         };
+        let eigen = self.cfg.eigenvalue.as_ref().is_some_and(|e| e.enabled);
         let mut seen = std::collections::BTreeSet::new();
         for a in self.applied.values().flatten() {
             if !seen.insert(a.pointer.clone()) {
@@ -115,7 +120,12 @@ impl Resolver<'_> {
             };
             match &a.params {
                 Params::WeightQuant(w) => {
-                    let schedule = w.bit_schedule(a.schedule.start);
+                    let mut schedule = w.bit_schedule(a.schedule.start);
+                    // With eigenvalue-scaled periods a layer's factor is known only at the
+                    // offset: the schedule must settle even with the largest, 5.
+                    if eigen {
+                        schedule.factor = EIGEN_MAX_FACTOR;
+                    }
                     if schedule.offset >= steps {
                         self.errors.push(ConfigError::invalid(
                             format!("{technique}/shared_parameters/schedule_offset"),
@@ -131,8 +141,9 @@ impl Resolver<'_> {
                         Some(at) if at >= steps => self.errors.push(ConfigError::invalid(
                             format!("{}/params/quantization_period", a.pointer),
                             format!(
-                                "the schedule ({}) settles at step {at}, not before the last of training.steps = {steps}; raise training.steps above {at} or shorten the period",
-                                schedule.describe()
+                                "the schedule ({}) settles at step {at}{}, not before the last of training.steps = {steps}; raise training.steps above {at} or shorten the period",
+                                schedule.describe(),
+                                if eigen { " with the largest eigenvalue factor, 5" } else { "" }
                             ),
                         )),
                         Some(_) => {}
@@ -144,6 +155,51 @@ impl Resolver<'_> {
                 )),
                 _ => {}
             }
+        }
+    }
+
+    /// `eigenvalue`, when enabled: a layer stack the model has, at least one layer, and a MoQ
+    /// group whose periods it can scale.
+    fn eigenvalue(&mut self, inv: &Inventory) {
+        let Some(e) = self.cfg.eigenvalue.as_ref().filter(|e| e.enabled) else {
+            return;
+        };
+        let local = e.layer_name.strip_prefix("bert.").unwrap_or(&e.layer_name);
+        if local != inv.layer_prefix {
+            self.errors.push(ConfigError::invalid(
+                "/eigenvalue/layer_name",
+                format!(
+                    "`{}` is not the layer stack of {}; its layers are `{}.N`",
+                    e.layer_name, inv.model, inv.layer_prefix
+                ),
+            ));
+        }
+        if e.layer_num == 0 || e.layer_num as usize > inv.num_layers {
+            self.errors.push(ConfigError::range(
+                "/eigenvalue/layer_num",
+                e.layer_num,
+                format!(
+                    "1..={} (the layers of {} that get their own estimate; DeepSpeed asserts ≥ 1)",
+                    inv.num_layers, inv.model
+                ),
+            ));
+        }
+        if !(e.tol > 0.0 && e.tol.is_finite()) {
+            self.errors.push(ConfigError::range("/eigenvalue/tol", e.tol, "> 0"));
+        }
+        if !(e.stability >= 0.0 && e.stability.is_finite()) {
+            self.errors
+                .push(ConfigError::range("/eigenvalue/stability", e.stability, ">= 0"));
+        }
+        let anneals =
+            self.applied.values().flatten().any(
+                |a| matches!(&a.params, Params::WeightQuant(w) if w.mode == QuantMode::Moq && w.start_bits != w.bits),
+            );
+        if !anneals {
+            self.errors.push(ConfigError::invalid(
+                "/eigenvalue/enabled",
+                "the eigenvalue scales MoQ's periods, but no weight_quantization group anneals (quantize_weight_in_forward: false with start_bits > target_bits)",
+            ));
         }
     }
 

@@ -140,3 +140,53 @@ impl DsScheduler {
         self.params.last_batch_iteration.unwrap_or(-1)
     }
 }
+
+/// DeepSpeed's `eigenvalue` block: MoQ's quantization periods scaled per layer by the dominant
+/// eigenvalue of the loss's Hessian restricted to that layer (DeepSpeed reads it only inside its
+/// legacy `quantize_training` block and disables it with an assert; Ember's semantics are in
+/// docs/config.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Eigenvalue {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Accepted: Ember always reports each layer's estimate in `--events`.
+    #[serde(default)]
+    pub verbose: bool,
+    /// Power-iteration steps at most, per layer.
+    #[serde(default = "hundred_u32")]
+    #[schemars(range(min = 1))]
+    pub max_iter: u32,
+    /// Stop when the estimate's relative change falls below this.
+    #[serde(default = "tol")]
+    pub tol: f64,
+    /// Added to the norm when normalizing the iterate.
+    #[serde(default = "stability")]
+    pub stability: f64,
+    /// DeepSpeed re-estimates at every this-many gradient-accumulation boundaries while bits
+    /// change; Ember estimates once, at the MoQ offset, so it is accepted and not used.
+    #[serde(default = "one_u64")]
+    pub gas_boundary_resolution: u64,
+    /// The layer stack (`bert.encoder.layer` or `encoder.layer`).
+    #[serde(default = "layer_name")]
+    pub layer_name: String,
+    /// How many layers of the stack get their own estimate (from layer 0); must be ≥ 1.
+    #[serde(default)]
+    pub layer_num: u32,
+}
+
+fn hundred_u32() -> u32 {
+    100
+}
+fn tol() -> f64 {
+    1e-2
+}
+fn stability() -> f64 {
+    1e-6
+}
+fn one_u64() -> u64 {
+    1
+}
+fn layer_name() -> String {
+    "bert.encoder.layer".into()
+}

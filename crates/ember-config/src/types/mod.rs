@@ -69,6 +69,9 @@ pub struct EmberConfig {
     /// DeepSpeed: the lr scheduler (WarmupLR, WarmupDecayLR, WarmupCosineLR).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler: Option<DsScheduler>,
+    /// DeepSpeed: MoQ's periods scaled per layer by the Hessian's dominant eigenvalue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eigenvalue: Option<Eigenvalue>,
     /// DeepSpeed engine-only (logging): not applicable here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps_per_print: Option<u64>,
