@@ -36,6 +36,42 @@ fn recipe(dir: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> 
     path
 }
 
+/// `configs/moq-8to4.json` annealing 6 → 4 bits with period 1: W6 at step 0, W5 at 1, W4 at 2.
+fn moq_6_to_4() -> serde_json::Value {
+    let text = std::fs::read_to_string(root().join("configs/moq-8to4.json")).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+    cfg.as_object_mut().unwrap().remove("$schema");
+    let params = &mut cfg["compression_training"]["weight_quantization"]["different_groups"]["wq1"]["params"];
+    params["start_bits"] = 6.into();
+    params["quantization_period"] = 1.into();
+    cfg
+}
+
+/// `ember compose --quiet --config CFG --out OUT --events EVENTS` plus `extra`.
+fn compose_run(cfg: &Path, out: &Path, events: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "compose",
+        "--quiet",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    ember(&args, None)
+}
+
+/// Every event of an events file, in order.
+fn read_events(events: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn a_few_distillation_steps_write_an_artifact_and_their_events() {
     let dir = temp_dir("run");
@@ -46,26 +82,10 @@ fn a_few_distillation_steps_write_an_artifact_and_their_events() {
         c["training"]["max_seq_len"] = 32.into();
     });
     let (out, events) = (dir.join("kd.ember"), dir.join("events.jsonl"));
-    let run = ember(
-        &[
-            "compose",
-            "--quiet",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--events",
-            events.to_str().unwrap(),
-        ],
-        None,
-    );
+    let run = compose_run(&cfg, &out, &events, &[]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(std::fs::metadata(&out).unwrap().len() > 1_000_000);
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = read_events(&events);
     let steps: Vec<&serde_json::Value> = lines.iter().filter(|e| e["event"] == "train_step").collect();
     assert_eq!(steps.len(), 3, "{lines:?}");
     for (i, s) in steps.iter().enumerate() {
@@ -285,19 +305,7 @@ fn layer_by_layer_distillation_trains_every_layer_and_writes_an_artifact() {
     let path = dir.join("lkd.json");
     std::fs::write(&path, cfg.to_string()).unwrap();
     let (out, events) = (dir.join("lkd.ember"), dir.join("events.jsonl"));
-    let run = ember(
-        &[
-            "compose",
-            "--quiet",
-            "--config",
-            path.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--events",
-            events.to_str().unwrap(),
-        ],
-        None,
-    );
+    let run = compose_run(&path, &out, &events, &[]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(out.is_file());
     let layers: Vec<serde_json::Value> = std::fs::read_to_string(&events)
@@ -322,12 +330,7 @@ fn moq_lowers_the_bits_on_schedule_and_the_artifact_stores_the_target_bits() {
     // MoQ 6 → 4 bits, period 1: W6 at step 0, W5 at 1, W4 from 2 on (compat-notes §2.8); the
     // fp16 blend off. The artifact holds 4-bit codes, as `ember plan` predicts.
     let dir = temp_dir("moq");
-    let text = std::fs::read_to_string(root().join("configs/moq-8to4.json")).unwrap();
-    let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
-    cfg.as_object_mut().unwrap().remove("$schema");
-    let params = &mut cfg["compression_training"]["weight_quantization"]["different_groups"]["wq1"]["params"];
-    params["start_bits"] = 6.into();
-    params["quantization_period"] = 1.into();
+    let mut cfg = moq_6_to_4();
     cfg["training"]["steps"] = 4.into();
     cfg["training"]["batch_size"] = 4.into();
     cfg["training"]["max_seq_len"] = 32.into();
@@ -337,25 +340,9 @@ fn moq_lowers_the_bits_on_schedule_and_the_artifact_stores_the_target_bits() {
     let printed = String::from_utf8_lossy(&plan.stdout);
     assert!(printed.contains("wq1: W6 from step 0, W5 at 1, W4 at 2"), "{printed}");
     let (out, events) = (dir.join("moq.ember"), dir.join("events.jsonl"));
-    let run = ember(
-        &[
-            "compose",
-            "--quiet",
-            "--config",
-            path.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--events",
-            events.to_str().unwrap(),
-        ],
-        None,
-    );
+    let run = compose_run(&path, &out, &events, &[]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = read_events(&events);
     let drops: Vec<(u64, u64)> = lines
         .iter()
         .filter(|e| e["event"] == "bits" && e["group"] == "wq1")
@@ -504,11 +491,7 @@ fn ctrl_c_checkpoints_the_step_and_resume_finishes_the_run() {
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted after step"), "{stderr}");
     assert!(ckpt.is_file() && !out.exists(), "a checkpoint and no artifact");
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = read_events(&events);
     let stopped = lines
         .iter()
         .find(|e| e["event"] == "interrupted")
@@ -553,12 +536,7 @@ fn moq_eigenvalue_factors_stretch_each_layers_periods() {
     // gets 1 + ⌊4·|λ|/max|λ|⌋ (the sharper layer 5), then drops its first bit at step 1 and its
     // second at step 2·factor (the period doubles times the factor).
     let dir = temp_dir("eigen");
-    let text = std::fs::read_to_string(root().join("configs/moq-8to4.json")).unwrap();
-    let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
-    cfg.as_object_mut().unwrap().remove("$schema");
-    let params = &mut cfg["compression_training"]["weight_quantization"]["different_groups"]["wq1"]["params"];
-    params["start_bits"] = 6.into();
-    params["quantization_period"] = 1.into();
+    let mut cfg = moq_6_to_4();
     cfg["eigenvalue"] =
         serde_json::json!({ "enabled": true, "layer_num": 2, "max_iter": 3, "layer_name": "bert.encoder.layer" });
     cfg["training"] =
@@ -566,25 +544,9 @@ fn moq_eigenvalue_factors_stretch_each_layers_periods() {
     let path = dir.join("eigen.json");
     std::fs::write(&path, cfg.to_string()).unwrap();
     let (out, events) = (dir.join("eigen.ember"), dir.join("events.jsonl"));
-    let run = ember(
-        &[
-            "compose",
-            "--quiet",
-            "--config",
-            path.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--events",
-            events.to_str().unwrap(),
-        ],
-        None,
-    );
+    let run = compose_run(&path, &out, &events, &[]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = read_events(&events);
     let eigen = lines
         .iter()
         .find(|e| e["event"] == "eigenvalue")

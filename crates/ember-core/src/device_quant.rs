@@ -106,6 +106,23 @@ mod tests {
     use super::*;
     use crate::numerics::{Clip, Scheme};
 
+    fn run(
+        w: &[f32],
+        shape: [usize; 2],
+        bits: u32,
+        asym: bool,
+        layout: GroupLayout,
+        n: Numerics,
+        noise: RoundingNoise,
+    ) -> Vec<f32> {
+        let t = Tensor::<2>::from_data(TensorData::new(w.to_vec(), shape), &Device::flex());
+        fake_quantize_int(t, bits, asym, layout, n, noise)
+            .expect("equal groups")
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap()
+    }
+
     fn weights(rows: usize, cols: usize, seed: usize) -> Vec<f32> {
         let mut w: Vec<f32> = (0..rows * cols)
             .map(|i| (((i * 7919 + seed * 104_729) % 997) as f32 - 480.0) * 0.00731)
@@ -119,7 +136,6 @@ mod tests {
 
     #[test]
     fn equals_the_slice_quantizer_bit_for_bit() {
-        let device = Device::flex();
         let (rows, cols) = (12, 32);
         let w = weights(rows, cols, 3);
         let layouts = [
@@ -133,12 +149,15 @@ mod tests {
             for asymmetric in [false, true] {
                 for bits in 3..=8 {
                     for layout in layouts {
-                        let t = Tensor::<2>::from_data(TensorData::new(w.clone(), [rows, cols]), &device);
-                        let got = fake_quantize_int(t, bits, asymmetric, layout, numerics, RoundingNoise::Nearest)
-                            .expect("equal groups")
-                            .into_data()
-                            .try_into_vec::<f32>()
-                            .unwrap();
+                        let got = run(
+                            &w,
+                            [rows, cols],
+                            bits,
+                            asymmetric,
+                            layout,
+                            numerics,
+                            RoundingNoise::Nearest,
+                        );
                         let scheme = if asymmetric {
                             Scheme::Asymmetric { bits }
                         } else {
@@ -169,22 +188,17 @@ mod tests {
     #[test]
     fn above_eight_bits_it_follows_the_same_formulas() {
         // MoQ starts at up to 16 bits: the scale is max/(2^(b−1) − 1) and the error at most half a step.
-        let device = Device::flex();
         let w = weights(4, 16, 1);
         for bits in [9, 12, 16] {
-            let t = Tensor::<2>::from_data(TensorData::new(w.clone(), [4, 16]), &device);
-            let got = fake_quantize_int(
-                t,
+            let got = run(
+                &w,
+                [4, 16],
                 bits,
                 false,
                 GroupLayout::PerRow,
                 Numerics::Ember,
                 RoundingNoise::Nearest,
-            )
-            .unwrap()
-            .into_data()
-            .try_into_vec::<f32>()
-            .unwrap();
+            );
             for (row, (g, x)) in got.chunks(16).zip(w.chunks(16)).enumerate() {
                 let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
                 let step = max / ((1u32 << (bits - 1)) - 1) as f32;
@@ -197,34 +211,10 @@ mod tests {
 
     #[test]
     fn stochastic_rounding_picks_a_neighbouring_code() {
-        let device = Device::flex();
-        device.seed(7);
+        Device::flex().seed(7);
         let w = weights(6, 16, 2);
-        let t = Tensor::<2>::from_data(TensorData::new(w.clone(), [6, 16]), &device);
-        let nearest = fake_quantize_int(
-            t.clone(),
-            4,
-            false,
-            GroupLayout::PerRow,
-            Numerics::Ember,
-            RoundingNoise::Nearest,
-        )
-        .unwrap()
-        .into_data()
-        .try_into_vec::<f32>()
-        .unwrap();
-        let noisy = fake_quantize_int(
-            t,
-            4,
-            false,
-            GroupLayout::PerRow,
-            Numerics::Ember,
-            RoundingNoise::Stochastic,
-        )
-        .unwrap()
-        .into_data()
-        .try_into_vec::<f32>()
-        .unwrap();
+        let quantize = |noise| run(&w, [6, 16], 4, false, GroupLayout::PerRow, Numerics::Ember, noise);
+        let (nearest, noisy) = (quantize(RoundingNoise::Nearest), quantize(RoundingNoise::Stochastic));
         let mut moved = 0;
         for (r, (n, s)) in nearest.chunks(16).zip(noisy.chunks(16)).enumerate() {
             let max = w[r * 16..(r + 1) * 16].iter().fold(0f32, |m, v| m.max(v.abs()));
