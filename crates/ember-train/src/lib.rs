@@ -24,5 +24,7 @@ pub mod schedule;
 
 pub use checkpoint::Checkpoint;
 pub use clip::{clip_global_norm, global_norm};
-pub use optimizer::{Accumulation, StepReport, TrainSettings, Trainer, first_and_last_tenth};
+pub use optimizer::{
+    Accumulation, GradientReduction, SingleDevice, StepReport, TrainSettings, Trainer, first_and_last_tenth,
+};
 pub use schedule::Schedule;

@@ -92,6 +92,25 @@ pub struct Trainer {
     settings: TrainSettings,
     optim: ModuleOptimizer,
     step: u64,
+    reduction: Box<dyn GradientReduction>,
+}
+
+/// Where a step's gradients go between the backward and clipping: the one seam for data
+/// parallelism (docs/scaling.md). On one device it is the identity; a run over several devices
+/// averages each parameter's gradient across them here (burn's `all_reduce` on CUDA/NCCL), so
+/// clipping and the optimizer see the global gradient, as in DeepSpeed.
+pub trait GradientReduction: Send {
+    fn reduce(&mut self, grads: GradientsParams) -> GradientsParams;
+}
+
+/// One device: the gradients as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SingleDevice;
+
+impl GradientReduction for SingleDevice {
+    fn reduce(&mut self, grads: GradientsParams) -> GradientsParams {
+        grads
+    }
 }
 
 impl std::fmt::Debug for Trainer {
@@ -140,7 +159,14 @@ impl Trainer {
             settings,
             optim,
             step: 0,
+            reduction: Box::new(SingleDevice),
         }
+    }
+
+    /// The trainer with `reduction` between backward and clipping (see [`GradientReduction`]).
+    pub fn with_reduction(mut self, reduction: impl GradientReduction + 'static) -> Trainer {
+        self.reduction = Box::new(reduction);
+        self
     }
 
     /// Optimizer steps taken so far.
@@ -184,8 +210,10 @@ impl Trainer {
     }
 
     /// One optimizer step with gradients already taken (accumulated over micro batches, see
-    /// [`Accumulation`]): global-norm clipping, then Adam(W) at the scheduled rate.
-    pub fn step_with<M: Module>(&mut self, model: M, mut grads: GradientsParams) -> (M, StepReport) {
+    /// [`Accumulation`]): the reduction (identity on one device), global-norm clipping, then
+    /// Adam(W) at the scheduled rate.
+    pub fn step_with<M: Module>(&mut self, model: M, grads: GradientsParams) -> (M, StepReport) {
+        let mut grads = self.reduction.reduce(grads);
         let grad_norm = match self.settings.max_grad_norm {
             Some(max) => clip_global_norm(&model, &mut grads, max),
             None => crate::clip::global_norm(&model, &grads),

@@ -126,6 +126,37 @@ fn accumulated_micro_batches_give_the_mean_gradient() {
 }
 
 #[test]
+fn gradients_pass_through_the_reduction_before_clipping() {
+    // A stand-in for an all-reduce that doubles every gradient: the step sees (and reports) the
+    // reduced gradients' norm, twice the single-device one.
+    struct Double(burn::module::ParamId, burn::module::ParamId);
+    impl ember_train::GradientReduction for Double {
+        fn reduce(&mut self, mut grads: GradientsParams) -> GradientsParams {
+            if let Some(g) = grads.remove::<2>(self.0) {
+                grads.register(self.0, g.mul_scalar(2.0));
+            }
+            if let Some(g) = grads.remove::<1>(self.1) {
+                grads.register(self.1, g.mul_scalar(2.0));
+            }
+            grads
+        }
+    }
+    let device = Device::flex().autodiff();
+    let (layer, _, _, loss) = linear_and_loss(&device);
+    let single = Trainer::new(settings(0.01, 0.0, None))
+        .step(layer.clone(), loss(&layer))
+        .1;
+    let doubled = Trainer::new(settings(0.01, 0.0, None))
+        .with_reduction(Double(layer.weight.id, layer.bias.as_ref().unwrap().id))
+        .step(layer.clone(), loss(&layer))
+        .1;
+    assert!(
+        (doubled.grad_norm - 2.0 * single.grad_norm).abs() < 1e-5,
+        "{doubled:?} vs {single:?}"
+    );
+}
+
+#[test]
 fn clipping_scales_every_gradient_by_the_global_norm() {
     let device = Device::flex().autodiff();
     let (layer, c, d, loss) = linear_and_loss(&device);
