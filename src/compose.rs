@@ -480,7 +480,7 @@ pub fn compose_encoder(
             };
             let schedules = crate::distill::StudentSchedules {
                 clock: composed.clock().clone(),
-                weights: composed.weight_schedules(),
+                weights: composed.plan.weight_schedules(),
                 settled_at: composed.plan.settled_at(),
                 eigen: crate::moq_eigen::EigenSetup::of(config, &composed.plan),
             };

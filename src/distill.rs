@@ -53,7 +53,8 @@ pub fn check_training(config: &EmberConfig) -> Result<(), Error> {
             .map(|(pointer, why)| ember_config::ConfigError::Invalid {
                 pointer,
                 message: format!(
-                    "{why}, which needs training, but the config gives no step count: add `training.steps`, a DeepSpeed `scheduler` with `total_num_steps`, or pass `compose --steps N`"
+                    "{why}, which needs training, but the config gives no step count: add {}",
+                    ember_config::engine::STEP_COUNT_SOURCES
                 ),
             })
             .collect();
@@ -240,11 +241,7 @@ fn bits_at(schedules: &[(String, BitSchedule)], step: u64) -> Vec<(String, Optio
 
 /// The step from which every reported schedule has settled.
 fn latest_settle(schedules: &[(String, BitSchedule)]) -> u64 {
-    schedules
-        .iter()
-        .map(|(_, s)| s.settled_at().unwrap_or(u64::MAX))
-        .max()
-        .unwrap_or(0)
+    ember_config::plan::settled_after(schedules.iter().map(|(_, s)| s))
 }
 
 /// `wq1` of `/compression_training/weight_quantization/different_groups/wq1`.
@@ -343,12 +340,14 @@ pub fn distill(
             && step >= setup.at
         {
             let batch = &batches[order[(step * u64::from(micro_batches)) as usize]];
+            let targets = TeacherTargets::of(teacher, batch, &losses, &plain, &device)?;
             let plain_student = student.clone().valid();
             let estimated = setup.estimate(
                 &plain_student,
                 &schedules.clock,
                 &device,
-                |m| batch_loss(m, teacher, batch, &losses, &plain, &device).map(|(l, _)| l),
+                // One teacher forward serves every gradient of the estimate.
+                |m| student_loss(m, &targets, batch, &losses, &device).map(|(l, _)| l),
                 |b| bar.set_message(format!("estimating the Hessian's dominant eigenvalue of layer {b}")),
             )?;
             events.emit("eigenvalue", &serde_json::json!({ "step": step, "layers": estimated }))?;
@@ -375,7 +374,8 @@ pub fn distill(
         let mut loss_value = 0.0;
         for m in 0..u64::from(micro_batches) {
             let batch = &batches[order[(step * u64::from(micro_batches) + m) as usize]];
-            let (loss, micro_terms) = batch_loss(&student, teacher, batch, &losses, &plain, &device)?;
+            let targets = TeacherTargets::of(teacher, batch, &losses, &plain, &device)?;
+            let (loss, micro_terms) = student_loss(&student, &targets, batch, &losses, &device)?;
             let loss = accumulation.scale(loss);
             loss_value += f64::from(loss.clone().inner().into_scalar::<f32>());
             if terms.is_empty() {
@@ -507,42 +507,64 @@ pub fn distill(
     Ok((model, report))
 }
 
-/// The weighted distillation loss of `student` against `teacher` on one batch, with each term's
-/// value (`(name, value)`, unweighted).
-fn batch_loss(
+/// What the frozen teacher gives one batch, moved to the autodiff device as loss constants:
+/// its sentence embeddings and (when a term needs them) every layer's hidden states.
+struct TeacherTargets {
+    embedding: Tensor<2>,
+    hidden: Vec<Tensor<3>>,
+}
+
+impl TeacherTargets {
+    /// The teacher's forward on `batch` (without autodiff, on `plain`), for `losses`.
+    fn of(
+        teacher: &Bert,
+        batch: &Batch,
+        losses: &[ember_config::types::DistillationLoss],
+        plain: &Device,
+        device: &Device,
+    ) -> Result<TeacherTargets, Error> {
+        let (out, hidden) = if losses.iter().any(|l| l.kind == LossKind::HiddenMse) {
+            teacher.encode_with_hidden(batch, plain)?
+        } else {
+            (teacher.encode(batch, plain)?, Vec::new())
+        };
+        Ok(TeacherTargets {
+            embedding: Tensor::<2>::from_data(out.embedding.into_data(), device),
+            hidden: hidden
+                .into_iter()
+                .map(|h| Tensor::<3>::from_data(h.into_data(), device))
+                .collect(),
+        })
+    }
+}
+
+/// The weighted distillation loss of `student` against the teacher's `targets` for one batch,
+/// with each term's value (`(name, value)`, unweighted).
+fn student_loss(
     student: &Bert,
-    teacher: &Bert,
+    targets: &TeacherTargets,
     batch: &Batch,
     losses: &[ember_config::types::DistillationLoss],
-    plain: &Device,
     device: &Device,
 ) -> Result<(Tensor<1>, Vec<(String, f64)>), Error> {
-    let hidden_needed = losses.iter().any(|l| l.kind == LossKind::HiddenMse);
-    let (t_out, t_hidden) = if hidden_needed {
-        teacher.encode_with_hidden(batch, plain)?
-    } else {
-        (teacher.encode(batch, plain)?, Vec::new())
-    };
-    let (s_out, s_hidden) = if hidden_needed {
-        student.encode_with_hidden(batch, device)?
-    } else {
+    let (s_out, s_hidden) = if targets.hidden.is_empty() {
         (student.encode(batch, device)?, Vec::new())
+    } else {
+        student.encode_with_hidden(batch, device)?
     };
-    let on = |x: Tensor<2>| Tensor::<2>::from_data(x.into_data(), device);
-    let on3 = |x: Tensor<3>| Tensor::<3>::from_data(x.into_data(), device);
     let (_, mask) = batch.to_tensors(device);
     let mut terms = Vec::with_capacity(losses.len());
     let mut total: Option<Tensor<1>> = None;
     for l in losses {
         let term = match l.kind {
-            LossKind::EmbeddingCosine => embedding_cosine(s_out.embedding.clone(), on(t_out.embedding.clone())),
-            LossKind::EmbeddingMse => embedding_mse(s_out.embedding.clone(), on(t_out.embedding.clone())),
+            LossKind::EmbeddingCosine => embedding_cosine(s_out.embedding.clone(), targets.embedding.clone()),
+            LossKind::EmbeddingMse => embedding_mse(s_out.embedding.clone(), targets.embedding.clone()),
             LossKind::HiddenMse => {
                 // Student layer i ↔ teacher layer i (same depth), averaged over layers.
                 let n = s_hidden.len().max(1) as f64;
                 let mut sum: Option<Tensor<1>> = None;
-                for (s, t) in s_hidden.iter().zip(&t_hidden) {
-                    let m = masked_mse(s.clone(), on3(t.clone()), mask.clone());
+                for (s, t) in s_hidden.iter().zip(&targets.hidden) {
+                    let m = masked_mse(s.clone(), t.clone(), mask.clone());
                     sum = Some(match sum {
                         Some(acc) => acc + m,
                         None => m,

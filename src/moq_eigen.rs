@@ -8,7 +8,7 @@
 
 use burn::tensor::Device;
 use ember_config::EmberConfig;
-use ember_config::plan::{Plan, QuantMode};
+use ember_config::plan::Plan;
 use ember_core::CompressibleModel;
 use ember_core::lifecycle::{BitSchedule, StepClock};
 use ember_models::Bert;
@@ -64,9 +64,7 @@ impl EigenSetup {
                     .filter(|m| m.path.starts_with(&format!("{layer}.")))
                     .flat_map(|m| {
                         m.techniques.iter().filter_map(|a| match &a.params {
-                            ember_config::plan::Params::WeightQuant(w)
-                                if w.mode == QuantMode::Moq && w.start_bits != w.bits =>
-                            {
+                            ember_config::plan::Params::WeightQuant(w) if w.lowers_bits() => {
                                 Some((m.path.clone(), a.pointer.clone(), w.bit_schedule(a.schedule.start)))
                             }
                             _ => None,
@@ -88,8 +86,7 @@ impl EigenSetup {
         for m in plan.modules.iter().filter(|m| !inside(&m.path)) {
             for a in &m.techniques {
                 if let ember_config::plan::Params::WeightQuant(w) = &a.params
-                    && w.mode == QuantMode::Moq
-                    && w.start_bits != w.bits
+                    && w.lowers_bits()
                     && !outside.contains(&a.pointer)
                 {
                     outside.push(a.pointer.clone());

@@ -23,6 +23,10 @@ use serde_json::Value;
 use crate::error::ConfigError;
 use crate::types::*;
 
+/// Where a run's length can come from, in order: the advice every "no step count" message gives.
+pub const STEP_COUNT_SOURCES: &str =
+    "`training.steps`, a DeepSpeed `scheduler` with `total_num_steps`, or pass `compose --steps N`";
+
 /// What resolving the engine keys found: the notes `ember plan` prints.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EngineNotes {
@@ -61,14 +65,7 @@ pub(crate) fn apply_engine_keys(
         None => {
             // The section DeepSpeed's file implies; steps filled in below (or the run waits for
             // `compose --steps`).
-            let base = serde_json::json!({ "steps": total.or(steps).unwrap_or(1) });
-            match serde_json::from_value::<Training>(base) {
-                Ok(t) => t,
-                Err(e) => {
-                    errors.push(ConfigError::invalid("/training", e.to_string()));
-                    return notes;
-                }
-            }
+            Training::with_steps(total.or(steps).unwrap_or(1))
         }
     };
     let mut m = Merge {
@@ -202,10 +199,8 @@ pub(crate) fn apply_engine_keys(
         ));
         cfg.training = Some(t);
     } else {
-        m.notes.push(
-            "no step count: `compose` needs one (training.steps, the scheduler's total_num_steps, or `compose --steps N`)"
-                .into(),
-        );
+        m.notes
+            .push(format!("no step count: `compose` needs one: add {STEP_COUNT_SOURCES}"));
     }
     notes
 }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::custom::Catalog;
 use crate::error::{ConfigError, ConfigErrors};
-use crate::types::{Distillation, DistillationLoss, EmberConfig};
+use crate::types::{Distillation, DistillationLoss, EmberConfig, Training};
 
 /// DeepSpeed engine keys a user may paste along with `compression_training`.
 /// DeepSpeed keys Ember does not accept, each with its reason: they would change the result in
@@ -93,7 +93,7 @@ pub fn parse_config_with_steps(
         && let Some(n) = steps
         && !crate::techniques::training_reasons(&config).is_empty()
     {
-        config.training = serde_json::from_value(serde_json::json!({ "steps": n })).ok();
+        config.training = Some(Training::with_steps(n));
         notes.push(format!("the run is {n} steps (compose --steps)"));
     }
     default_losses(&mut config, &mut notes);

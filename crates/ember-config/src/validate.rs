@@ -450,7 +450,10 @@ fn needs_training(cfg: &EmberConfig, warnings: &mut Vec<String>) {
         return;
     }
     for (pointer, why) in crate::techniques::training_reasons(cfg) {
-        warnings.push(format!("{pointer}: {why}, which needs training; `compose` will need a step count: a `training` section (e.g. \"training\": {{\"steps\": 1000}}), a DeepSpeed `scheduler` with `total_num_steps`, or `compose --steps N`"));
+        warnings.push(format!(
+            "{pointer}: {why}, which needs training; `compose` will need a step count: add {}",
+            crate::engine::STEP_COUNT_SOURCES
+        ));
     }
 }
 

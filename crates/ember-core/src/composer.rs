@@ -13,7 +13,7 @@ use ember_config::plan::{Link, ModulePlan};
 use ember_config::{EmberConfig, Inventory, Plan, SiteKind};
 
 use crate::error::CoreError;
-use crate::lifecycle::{BitSchedule, StepClock};
+use crate::lifecycle::StepClock;
 use crate::registry::Registry;
 use crate::slots::{EmbeddingSlots, LinearSlots};
 use crate::technique::{AttachContext, SiteSlots};
@@ -187,11 +187,6 @@ impl<M> Composed<M> {
     /// each forward (see [`crate::lifecycle`]).
     pub fn clock(&self) -> &StepClock {
         &self.ctx.clock
-    }
-
-    /// The weight-quantization schedules that change during training, one per config group.
-    pub fn weight_schedules(&self) -> Vec<(String, BitSchedule)> {
-        self.plan.weight_schedules()
     }
 }
 

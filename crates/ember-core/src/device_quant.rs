@@ -84,17 +84,14 @@ pub(crate) fn fake_quantize_int(
         }
     } else {
         let maxs = host(x.clone().abs().max_dim(1));
-        let mut bounds = (0.0, 0.0);
+        // The code range depends on the bits alone.
+        let (_, lo, hi) = numerics::symmetric_params(0.0, bits, numerics);
         let scales: Vec<f32> = maxs
             .iter()
-            .map(|&m| {
-                let (s, lo, hi) = numerics::symmetric_params(m, bits, numerics);
-                bounds = (lo, hi);
-                s
-            })
+            .map(|&m| numerics::symmetric_params(m, bits, numerics).0)
             .collect();
         let safe = column(scales.iter().map(|&s| if s == 0.0 { 1.0 } else { s }).collect());
-        (round(x / safe).clamp(bounds.0, bounds.1) + 0.0) * column(scales)
+        (round(x / safe).clamp(lo, hi) + 0.0) * column(scales)
     };
     Some(q.reshape([rows, cols]))
 }

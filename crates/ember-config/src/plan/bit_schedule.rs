@@ -139,6 +139,16 @@ impl BitSchedule {
     }
 }
 
+/// The first step from which none of `schedules` changes any more (`u64::MAX` when one never
+/// settles, 0 for none).
+pub fn settled_after<'a>(schedules: impl IntoIterator<Item = &'a BitSchedule>) -> u64 {
+    schedules
+        .into_iter()
+        .map(|s| s.settled_at().unwrap_or(u64::MAX))
+        .max()
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use crate::types::{
     Clip, FloatFormat, MatchMode, Numerics, PruningMethod, QuantizationType, RangeCalibration, Rounding,
 };
 
-pub use bit_schedule::{BitSchedule, Phase};
+pub use bit_schedule::{BitSchedule, Phase, settled_after};
 pub use resolve::resolve_plan;
 
 /// A config resolved against one model.
@@ -212,6 +212,11 @@ impl WeightQuantPlan {
         }
     }
 
+    /// Whether MoQ lowers this weight's bits during training (what the eigenvalue scales).
+    pub fn lowers_bits(&self) -> bool {
+        self.mode == QuantMode::Moq && self.start_bits != self.bits
+    }
+
     /// When the weight is quantized to how many bits, from the technique's `schedule_offset`:
     /// MoQ anneals start → target; forward mode quantizes to the target bits from the offset on.
     pub fn bit_schedule(&self, offset: u64) -> BitSchedule {
@@ -300,12 +305,9 @@ impl Plan {
     /// settled and every activation offset passed (0 without schedules). Training states from
     /// then on are what clean would store.
     pub fn settled_at(&self) -> u64 {
-        let weights = self
-            .weight_schedules()
-            .into_iter()
-            .map(|(_, s)| s.settled_at().unwrap_or(u64::MAX));
+        let weights = settled_after(self.weight_schedules().iter().map(|(_, s)| s));
         let activations = self.modules.iter().filter_map(ModulePlan::activation_offset);
-        weights.chain(activations).max().unwrap_or(0)
+        activations.fold(weights, u64::max)
     }
 
     /// The plan of one module, by exact path.

@@ -191,10 +191,11 @@ impl Resolver<'_> {
             self.errors
                 .push(ConfigError::range("/eigenvalue/stability", e.stability, ">= 0"));
         }
-        let anneals =
-            self.applied.values().flatten().any(
-                |a| matches!(&a.params, Params::WeightQuant(w) if w.mode == QuantMode::Moq && w.start_bits != w.bits),
-            );
+        let anneals = self
+            .applied
+            .values()
+            .flatten()
+            .any(|a| matches!(&a.params, Params::WeightQuant(w) if w.lowers_bits()));
         if !anneals {
             self.errors.push(ConfigError::invalid(
                 "/eigenvalue/enabled",

@@ -252,6 +252,15 @@ pub struct Training {
     pub scheduler: Option<DsScheduler>,
 }
 
+impl Training {
+    /// A `training` section of `steps` steps with every other key at its default (what a config
+    /// that gives only a step count, through a DeepSpeed scheduler or `compose --steps`, means).
+    pub fn with_steps(steps: u64) -> Training {
+        serde_json::from_value(serde_json::json!({ "steps": steps }))
+            .expect("every key of `training` but `steps` has a default")
+    }
+}
+
 /// `export`: where `compose` writes the artifact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
